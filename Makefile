@@ -1,0 +1,41 @@
+# citizen-voice: two commands on a fresh machine — `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-pyproject
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export CV_HOME := $(CURDIR)
+
+.PHONY: setup demo test lint ui bench clean
+
+# The virtualenv is cached: reinstalled only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	cp pyproject.toml $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/citizen-voice prepare
+
+demo: setup
+	$(BIN)/citizen-voice demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/pytest -q
+
+# Dagster UI on 127.0.0.1:3000, with the sandbox department systems served beside it.
+ui: setup
+	@test -f data/sandbox/manifest.json || $(BIN)/citizen-voice sandbox generate
+	$(BIN)/citizen-voice sandbox serve & server=$$!; \
+	trap "kill $$server" EXIT INT TERM; \
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m orchestration.definitions
+
+bench: setup
+	@echo "make bench: not yet — the benchmark harness arrives with the performance issue (#10)."
+
+clean:
+	rm -rf data .dagster_home dbt_project/target dbt_project/logs

@@ -1,0 +1,176 @@
+"""The `citizen-voice` command line. Thin: each command calls into the platform's packages."""
+
+from __future__ import annotations
+
+import json
+
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import typer
+
+from citizen_voice import settings
+
+app = typer.Typer(help="citizen-voice (市民之声数据平台): 12345 hotline data platform.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The sandbox city: generate it, serve its department systems.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+DEMO_DAYS = 92
+DEMO_ORDERS_PER_DAY = 150
+DEMO_SEED = 12345
+
+
+def _sandbox_params(days: int, orders_per_day: int, seed: int, start: str | None):
+    from simulator.generator import DEFAULT_START, SandboxParams
+
+    return SandboxParams(days=days, orders_per_day=orders_per_day, seed=seed,
+                         start=date.fromisoformat(start) if start else DEFAULT_START)
+
+
+@sandbox_app.command("generate")
+def sandbox_generate(
+    days: int = typer.Option(DEMO_DAYS, help="Number of days of work orders."),
+    orders_per_day: int = typer.Option(DEMO_ORDERS_PER_DAY, help="Typical orders per working day."),
+    seed: int = typer.Option(DEMO_SEED, help="Random seed: the same seed gives the same city."),
+    start: str = typer.Option(None, help="First day, YYYY-MM-DD (default 2026-08-01)."),
+    out: Path = typer.Option(None, help="Sandbox folder (default $CV_SANDBOX or data/sandbox)."),
+):
+    """Generate the sandbox city's department systems and its ground-truth manifest."""
+    from simulator.manifest import build_sandbox
+
+    out = out or settings.sandbox_dir()
+    manifest = build_sandbox(_sandbox_params(days, orders_per_day, seed, start), out)
+    typer.echo(f"sandbox city written to {out}")
+    typer.echo(json.dumps(manifest["counts"], ensure_ascii=False, indent=1))
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    folder: Path = typer.Option(None, "--dir", help="Sandbox folder (default $CV_SANDBOX or data/sandbox)."),
+    hotline_port: int = typer.Option(settings.SANDBOX_HOTLINE_PORT),
+    open311_port: int = typer.Option(settings.SANDBOX_OPEN311_PORT),
+    sql_url: str = typer.Option(None, help="Also publish 住建局's database to this PostgreSQL URL."),
+):
+    """Serve the sandbox's department systems on 127.0.0.1 until interrupted."""
+    from simulator.servers import SandboxServers
+
+    folder = folder or settings.sandbox_dir()
+    if not (folder / "manifest.json").exists():
+        raise typer.BadParameter(f"no sandbox in {folder}: run `citizen-voice sandbox generate` first")
+    if sql_url:
+        from simulator.sqlsync import copy_sqlite_to_postgres
+
+        counts = copy_sqlite_to_postgres(folder / "systems" / "zhujian.sqlite", sql_url)
+        typer.echo(f"住建局 database copied to PostgreSQL: {counts}")
+    with SandboxServers(folder, hotline_port=hotline_port, open311_port=open311_port) as servers:
+        typer.echo(f"12345 work-order API  {servers.hotline_url}/api/v1/orders")
+        typer.echo(f"Open311 GeoReport v2  {servers.open311_url}/requests.json")
+        typer.echo(f"住建局 database        {folder / 'systems' / 'zhujian.sqlite'}")
+        typer.echo(f"file drops            {folder / 'drops'}  survey exports {folder / 'exports' / 'survey'}")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+@sandbox_app.command("seeds")
+def sandbox_seeds():
+    """Rewrite the dbt reference seeds from the sandbox city's code lists."""
+    from simulator.reference import write_seeds
+
+    for path in write_seeds(settings.dbt_project_dir() / "seeds"):
+        typer.echo(path)
+
+
+@app.command()
+def prepare():
+    """Prepare the dbt manifest (dbt parse) and the project-local Dagster home."""
+    from orchestration.defs.warehouse import dbt_executable
+    from orchestration.run import prepare_dagster_home
+
+    project = str(settings.dbt_project_dir())
+    subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", project, "--profiles-dir", project],
+                   check=True)
+    prepare_dagster_home()
+    typer.echo(f"dbt manifest ready; DAGSTER_HOME={settings.dagster_home()}")
+
+
+@app.command()
+def ingest(source: str = typer.Argument(..., help="Department system: hotline or zhujian.")):
+    """Load one department system into the warehouse with dlt (standalone, without Dagster)."""
+    from ingestion import pipelines
+
+    if source not in pipelines.SOURCES:
+        raise typer.BadParameter(f"unknown source {source!r}; known: {', '.join(pipelines.SOURCES)}")
+    info = pipelines.run(source)
+    typer.echo(str(info))
+
+
+@app.command()
+def run(select: str = typer.Option(None, help="Dagster asset selection, e.g. 'group:warehouse'.")):
+    """Materialize the platform's assets in one in-process run."""
+    from orchestration.run import materialize_all
+
+    result = materialize_all(select)
+    failed = [e.step_key for e in result.all_events if e.is_step_failure]
+    if not result.success:
+        typer.echo(f"run {result.run_id} failed in steps: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"run {result.run_id} succeeded")
+
+
+@app.command()
+def bulletin(period: str = typer.Option(..., help="Month, YYYY-MM.")):
+    """Render the monthly 市民之声 bulletin from the indicator tables."""
+    from citizen_voice import warehouse
+    from citizen_voice.bulletin.render import render_bulletin
+
+    with warehouse.connect(read_only=True) as con:
+        path = render_bulletin(con, period, settings.published_dir() / "bulletins")
+    typer.echo(path)
+
+
+@app.command()
+def demo(
+    days: int = typer.Option(DEMO_DAYS, help="Days of history in the sandbox city."),
+    orders_per_day: int = typer.Option(DEMO_ORDERS_PER_DAY, help="Typical orders per working day."),
+    seed: int = typer.Option(DEMO_SEED, help="Random seed of the sandbox city."),
+):
+    """Generate the sandbox city (if needed), run the whole pipeline on a fresh warehouse, and
+    print what it produced."""
+    from citizen_voice.demo import run_demo
+
+    started = time.perf_counter()
+    report = run_demo(_sandbox_params(days, orders_per_day, seed, None), echo=typer.echo)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    typer.echo(report_text(report))
+    if not report["success"]:
+        raise typer.Exit(1)
+
+
+def report_text(report: dict) -> str:
+    lines = ["", "=== citizen-voice demo ===",
+             f"sandbox city      {report['sandbox_dir']}  ({report['sandbox']['work_orders']:,} work orders, "
+             f"{report['sandbox']['events']:,} events, {sum(report['sandbox']['faults_by_type'].values())} injected faults)",
+             f"warehouse         {report['warehouse']}"]
+    for table, count in report["tables"].items():
+        lines.append(f"  {table:<40} {count:>10,} rows")
+    lines.append(f"bulletin          {report['bulletin']}")
+    lines.append(f"Dagster runs      DAGSTER_HOME={report['dagster_home']} (browse with `make ui`)")
+    lines.append(f"finished in {report['seconds']} s: {'success' if report['success'] else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+
+

@@ -1,0 +1,1 @@
+"""Citizen-voice indicators computed from the warehouse marts."""

@@ -1,0 +1,62 @@
+"""Where things live. Read from the environment when called (never at import time), with
+project-local defaults so a fresh clone works without configuration.
+
+  CV_HOME         project root (default: the checkout that holds this package)
+  CV_WAREHOUSE    the DuckDB warehouse file            (default data/warehouse.duckdb)
+  CV_SANDBOX      the sandbox city                     (default data/sandbox)
+  CV_PUBLISHED    published outputs                    (default data/published)
+  CV_HOTLINE_URL  the central 12345 API                (default the sandbox server)
+  CV_HOTLINE_TOKEN  its bearer token                   (default the sandbox's token)
+  CV_ZHUJIAN_URL  住建局's database (SQLAlchemy URL)    (default the sandbox SQLite file)
+  DAGSTER_HOME    Dagster's instance folder            (default .dagster_home)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SANDBOX_HOTLINE_PORT = 18345
+SANDBOX_OPEN311_PORT = 18311
+SANDBOX_HOTLINE_TOKEN = "sandbox-token"  # the sandbox's own token; real systems' tokens come from the environment
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("CV_HOME", Path(__file__).resolve().parent.parent))
+
+
+def _path(var: str, default: str) -> Path:
+    value = os.environ.get(var)
+    return (Path(value) if value else project_root() / default).resolve()
+
+
+def warehouse_path() -> Path:
+    return _path("CV_WAREHOUSE", "data/warehouse.duckdb")
+
+
+def sandbox_dir() -> Path:
+    return _path("CV_SANDBOX", "data/sandbox")
+
+
+def published_dir() -> Path:
+    return _path("CV_PUBLISHED", "data/published")
+
+
+def dbt_project_dir() -> Path:
+    return project_root() / "dbt_project"
+
+
+def dagster_home() -> Path:
+    return _path("DAGSTER_HOME", ".dagster_home")
+
+
+def hotline_url() -> str:
+    return os.environ.get("CV_HOTLINE_URL", f"http://127.0.0.1:{SANDBOX_HOTLINE_PORT}")
+
+
+def hotline_token() -> str:
+    return os.environ.get("CV_HOTLINE_TOKEN", SANDBOX_HOTLINE_TOKEN)
+
+
+def zhujian_url() -> str:
+    return os.environ.get("CV_ZHUJIAN_URL", f"sqlite:///{sandbox_dir() / 'systems' / 'zhujian.sqlite'}")

@@ -1,0 +1,23 @@
+"""Connections to the DuckDB warehouse. One writer at a time: callers that write open the file
+for writing only for the duration of their step."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from citizen_voice import settings
+
+
+@contextmanager
+def connect(path: Path | None = None, read_only: bool = False):
+    path = Path(path or settings.warehouse_path())
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"warehouse {path} does not exist yet: run the pipeline first (make demo)")
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()

@@ -1,0 +1,1 @@
+"""Ingestion: dlt sources for the department systems, as plain packages (no Dagster imports)."""

@@ -1,0 +1,1 @@
+"""Dagster wiring of citizen-voice. Only wiring lives here; the logic is in plain packages."""

@@ -1,0 +1,1 @@
+"""Helpers for tests: real throwaway services (PostgreSQL) and the like."""
