@@ -27,6 +27,7 @@ DIRECT_ANSWER_SHARE = {"ZX": 0.65, "QZ": 0.15, "BY": 1.0}
 REPEAT_SHARE = 0.07
 MERGE_WINDOW = timedelta(hours=48)
 LATE_RECORDING_SHARE = 0.03
+DEPARTMENT_REPORTED_EVENTS = frozenset({"sign", "return", "extend_request", "reply", "close"})
 
 
 @dataclass(frozen=True)
@@ -234,8 +235,12 @@ class _Generator:
         events: list[Event] = []
 
         def add(kind, when, dept=None, role=None, note=None):
+            # Departments report their own steps, sometimes days late; the hotline's steps are immediate.
+            late_possible = kind in DEPARTMENT_REPORTED_EVENTS and dept is not None
+            when = when.replace(microsecond=0)  # systems record whole seconds
+            recorded = self.recorded(when) if late_possible else when + timedelta(seconds=rng.randint(1, 60))
             events.append(Event(f"{order.order_no}-{len(events) + 1:02d}", order.order_no, kind, when,
-                                self.recorded(when) if dept else when + timedelta(seconds=rng.randint(1, 60)),
+                                recorded.replace(microsecond=0),
                                 dept, role, note))
 
         t = order.received_at
@@ -263,9 +268,7 @@ class _Generator:
         limit = (city.URGENT_TIME_LIMIT_WORKING_DAYS if order.urgency != "一般"
                  else city.TIME_LIMIT_WORKING_DAYS[order.demand_type_code])
         dispatched = t + timedelta(minutes=rng.lognormvariate(math.log(45), 0.8))
-        add("dispatch", dispatched, "HOTLINE", note=f"派至{dept.name}（主办）")
-        events[-1].dept_code = dept.code
-        events[-1].role = "lead"
+        add("dispatch", dispatched, dept.code, "lead", note=f"派至{dept.name}（主办）")
         assist = None
         if rng.random() < 0.12:
             pool = [d for d in city.DEPARTMENTS if d.code != dept.code]
@@ -292,8 +295,7 @@ class _Generator:
             request_at = min(cal.add_working_seconds(dispatched, max(limit - 1, 0.5) * 8 * 3600),
                              due - timedelta(hours=2))
             add("extend_request", request_at, dept.code, "lead", note="情况复杂，申请延期")
-            add("extend_approve", request_at + timedelta(hours=rng.uniform(1, 6)), "HOTLINE", note="同意延期")
-            events[-1].dept_code = None
+            add("extend_approve", request_at + timedelta(hours=rng.uniform(1, 6)), note="同意延期")
             due = cal.deadline(due, city.EXTENSION_WORKING_DAYS)
         if replied > due:
             add("supervise", due + timedelta(hours=rng.uniform(1, 20)), note="已超期，督促办理")
@@ -302,7 +304,9 @@ class _Generator:
         closed = replied + timedelta(minutes=rng.randint(5, 240))
         add("close", closed, dept.code, "lead")
         if rng.random() < 0.85:
-            visit = cal.add_working_seconds(datetime.combine(closed.date() + timedelta(days=1),
+            # the hotline follows up the working day after it learns of the close
+            known_closed = events[-1].recorded_at
+            visit = cal.add_working_seconds(datetime.combine(known_closed.date() + timedelta(days=1),
                                                              datetime.min.time()), rng.randint(0, 8 * 3600))
             unsatisfied = self.visit(order, add, visit, on_time=closed <= due)
             if unsatisfied and rng.random() < 0.35:
@@ -312,7 +316,7 @@ class _Generator:
                 add("reply", replied2, dept.code, "lead", note=reply_text(rng, dept.name, True))
                 closed2 = replied2 + timedelta(minutes=rng.randint(5, 120))
                 add("close", closed2, dept.code, "lead")
-                visit2 = cal.add_working_seconds(datetime.combine(closed2.date() + timedelta(days=1),
+                visit2 = cal.add_working_seconds(datetime.combine(events[-1].recorded_at.date() + timedelta(days=1),
                                                                   datetime.min.time()), rng.randint(0, 8 * 3600))
                 self.visit(order, add, visit2, on_time=False, second=True)
         return events
@@ -328,8 +332,14 @@ class _Generator:
             resolution = _weighted(rng, city.RESOLUTION_VALUES, (p_solved, 0.55 * (1 - p_solved), 0.45 * (1 - p_solved)))
             sat_weights = {"解决": (0.75, 0.2, 0.05), "部分解决": (0.25, 0.45, 0.3), "未解决": (0.05, 0.2, 0.75)}
             satisfaction = _weighted(rng, city.SATISFACTION_VALUES[:3], sat_weights[resolution])
-        add("visit", when, "HOTLINE", note=f"{resolution or '未表态'}/{satisfaction}")
+        add("visit", when, note=f"{resolution or '未表态'}/{satisfaction}")
         return satisfaction == "不满意"
+
+
+def _still_open(order: WorkOrder, moment: datetime) -> bool:
+    """Whether the hotline still sees the order as open at `moment` (a merge target must be)."""
+    closes = [e for e in order._all_events if e.event_type == "close"]  # type: ignore[attr-defined]
+    return not order.is_direct_answer and (not closes or closes[-1].recorded_at > moment)
 
 
 def _finalize(order: WorkOrder, events: list[Event], horizon: datetime, cal: WorkCalendar,
@@ -381,9 +391,10 @@ def _finalize(order: WorkOrder, events: list[Event], horizon: datetime, cal: Wor
         elif kind == "merge":
             order.parent_order_no = parent.order_no if parent else None
     if order.parent_order_no and parent is not None and parent.closed_at is not None:
+        parent_close_known = next(e.recorded_at for e in reversed(parent.events) if e.event_type == "close")
         order.closed_at = parent.closed_at
         close = Event(f"{order.order_no}-{len(events) + 1:02d}", order.order_no, "close", parent.closed_at,
-                      parent.closed_at + timedelta(seconds=30), None, None, f"随主工单{parent.order_no}办结")
+                      parent_close_known + timedelta(seconds=30), None, None, f"随主工单{parent.order_no}办结")
         if close.recorded_at <= horizon:
             order.events.append(close)
             status = "closed"
@@ -444,7 +455,7 @@ def generate(params: SandboxParams) -> SandboxTruth:
                 order = gen.make_order(order_no, received, city.CATEGORY_BY_CODE[original.category_code],
                                        district, street, repeat_of=original)
                 if (received - original.received_at <= MERGE_WINDOW and original.parent_order_no is None
-                        and not original.is_direct_answer and rng.random() < 0.5):
+                        and _still_open(original, received) and rng.random() < 0.5):
                     parent = original
             else:
                 category = _weighted(rng, city.CATEGORIES, weights)

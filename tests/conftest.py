@@ -11,3 +11,43 @@ def postgres_url():
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin")
     with TemporaryPostgres() as postgres:
         yield postgres.url
+
+
+@pytest.fixture(scope="session")
+def pipeline_city(tmp_path_factory):
+    """A small sandbox city for ingestion and end-to-end tests (built once per session)."""
+    from simulator.generator import SandboxParams
+    from simulator.manifest import build_sandbox
+
+    folder = tmp_path_factory.mktemp("pipeline_city")
+    manifest = build_sandbox(SandboxParams(days=40, orders_per_day=60, seed=2026), folder)
+    return folder, manifest
+
+
+@pytest.fixture
+def platform_env(tmp_path, monkeypatch, pipeline_city):
+    """Point the platform's settings at temporary folders and the pipeline city."""
+    folder, _ = pipeline_city
+    monkeypatch.setenv("CV_SANDBOX", str(folder))
+    monkeypatch.setenv("CV_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("CV_PUBLISHED", str(tmp_path / "published"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest():
+    """The dbt manifest Dagster loads (what `make setup` prepares), parsed if missing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from citizen_voice import settings
+
+    project = settings.dbt_project_dir()
+    manifest = project / "target" / "manifest.json"
+    if not manifest.exists():
+        dbt = Path(sys.executable).parent / "dbt"
+        subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(project), "--profiles-dir", str(project)],
+                       check=True)
+    return manifest

@@ -4,8 +4,8 @@ dbt tests as asset checks."""
 
 import os
 import sys
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg

@@ -7,6 +7,7 @@ parameters (determinism), `sandbox_other_seed` from a different seed.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +34,10 @@ def sandbox(tmp_path_factory, sandbox_params) -> Path:
 
 @pytest.fixture(scope="session")
 def sandbox_twin(tmp_path_factory, sandbox_params, sandbox) -> Path:
-    # depends on `sandbox` so the two builds run one after the other, never in the same second
+    # Built after `sandbox`, and at least a second later than its files: the determinism tests must
+    # not pass by the accident of two builds writing their files within the same clock second.
+    first_write = min(p.stat().st_mtime for p in sandbox.rglob("*") if p.is_file())
+    time.sleep(max(0.0, first_write + 1.1 - time.time()))
     out = tmp_path_factory.mktemp("sandbox_twin")
     build_sandbox(sandbox_params, out)
     return out
