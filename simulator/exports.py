@@ -443,6 +443,7 @@ def write_chengguan_drops(truth: SandboxTruth, folder: Path, plan: FaultPlan) ->
                 dup[4] = plan.rng.choice([c.name for c in city.CATEGORIES if c.code != o.category_code])
                 writer.writerow([v or "" for v in dup])
                 plan.record(fault, f"{name}:{line}", o.order_no, "问题类别", dup[4])
+                total += 1
             total += 1
         data = buffer.getvalue().encode("gbk")
         if day == truncated_day:
@@ -491,8 +492,31 @@ def write_gongdian_drops(truth: SandboxTruth, folder: Path, plan: FaultPlan) -> 
                 plan.record(fault, locator, o.order_no, "ticket_no", None)
             sheet.append(row)
             total += 1
-        book.save(folder / name)
+        (folder / name).write_bytes(_reproducible_xlsx(book, datetime.combine(day, datetime.max.time())))
     return total
+
+
+def _reproducible_xlsx(book, moment: datetime) -> bytes:
+    """openpyxl stamps the save time into the document properties and the zip entries; fix both
+    to the drop's own day so the same seed gives the same bytes."""
+    import io
+    import re
+    import zipfile
+
+    raw = io.BytesIO()
+    book.save(raw)
+    stamp = f"{moment:%Y-%m-%dT%H:%M:%S}Z"
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw.getvalue())) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>" + stamp.encode(), data)
+            info = zipfile.ZipInfo(item.filename, date_time=moment.timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(info, data)
+    return out.getvalue()
 
 
 # -- 回访 survey system export ---------------------------------------------------------------------------------

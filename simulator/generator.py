@@ -250,7 +250,7 @@ class _Generator:
             return events
         if parent is not None:
             add("merge", t + timedelta(minutes=rng.randint(10, 120)), note=f"并入工单{parent.order_no}")
-            order.parent_order_no = parent.order_no
+            order._planned_parent = parent.order_no  # type: ignore[attr-defined]
             return events
         if rng.random() < DIRECT_ANSWER_SHARE.get(order.demand_type_code, 0.03):
             order.is_direct_answer = True
@@ -291,14 +291,17 @@ class _Generator:
             median_days = 0.4
         duration = rng.lognormvariate(math.log(median_days * dept.speed), 0.85)
         replied = cal.add_working_days(signed, duration)
-        if replied > due and rng.random() < 0.5:
-            request_at = min(cal.add_working_seconds(dispatched, max(limit - 1, 0.5) * 8 * 3600),
-                             due - timedelta(hours=2))
+        # An extension must be asked for after signing and before the limit expires.
+        request_at = min(max(signed + timedelta(minutes=10),
+                             cal.add_working_seconds(dispatched, max(limit - 1, 0.5) * 8 * 3600)),
+                         due - timedelta(hours=2))
+        if replied > due and request_at > signed and rng.random() < 0.5:
             add("extend_request", request_at, dept.code, "lead", note="情况复杂，申请延期")
-            add("extend_approve", request_at + timedelta(hours=rng.uniform(1, 6)), note="同意延期")
+            add("extend_approve", request_at + timedelta(hours=rng.uniform(1, 2)), note="同意延期")
             due = cal.deadline(due, city.EXTENSION_WORKING_DAYS)
-        if replied > due:
-            add("supervise", due + timedelta(hours=rng.uniform(1, 20)), note="已超期，督促办理")
+        overdue_hours = (replied - due).total_seconds() / 3600
+        if overdue_hours > 1:  # the hotline presses a unit that is late and has not replied yet
+            add("supervise", due + timedelta(hours=rng.uniform(1, min(20.0, overdue_hours))), note="已超期，督促办理")
         resolved = replied <= due or rng.random() < 0.4
         add("reply", replied, dept.code, "lead", note=reply_text(rng, dept.name, resolved))
         closed = replied + timedelta(minutes=rng.randint(5, 240))
@@ -347,6 +350,7 @@ def _finalize(order: WorkOrder, events: list[Event], horizon: datetime, cal: Wor
     """Set the order's state to what the systems know at the horizon."""
     known = [e for e in events if e.recorded_at <= horizon and e.occurred_at <= horizon]
     order.events = known
+    merged_at = None
     limit = (city.URGENT_TIME_LIMIT_WORKING_DAYS if order.urgency != "一般"
              else city.TIME_LIMIT_WORKING_DAYS[order.demand_type_code])
     status = "accepted"
@@ -389,17 +393,17 @@ def _finalize(order: WorkOrder, events: list[Event], horizon: datetime, cal: Wor
             order.resolution = order.satisfaction = order.visited_at = None
             status = "handling"
         elif kind == "merge":
-            order.parent_order_no = parent.order_no if parent else None
-    if order.parent_order_no and parent is not None and parent.closed_at is not None:
+            order.parent_order_no = parent.order_no
+            merged_at = e.recorded_at
+    if order.parent_order_no and parent.closed_at is not None:
+        # a merged order closes with its parent, once the hotline knows the parent is closed
         parent_close_known = next(e.recorded_at for e in reversed(parent.events) if e.event_type == "close")
-        order.closed_at = parent.closed_at
-        close = Event(f"{order.order_no}-{len(events) + 1:02d}", order.order_no, "close", parent.closed_at,
-                      parent_close_known + timedelta(seconds=30), None, None, f"随主工单{parent.order_no}办结")
-        if close.recorded_at <= horizon:
-            order.events.append(close)
+        closed = max(parent_close_known, merged_at) + timedelta(seconds=30)
+        if closed <= horizon:
+            order.closed_at = closed
+            order.events.append(Event(f"{order.order_no}-{len(events) + 1:02d}", order.order_no, "close", closed,
+                                      closed, None, None, f"随主工单{parent.order_no}办结"))
             status = "closed"
-        else:
-            order.closed_at = None
     order.status = status
 
 
@@ -454,7 +458,8 @@ def generate(params: SandboxParams) -> SandboxTruth:
                 district, street = street_by_code[original.street_code]
                 order = gen.make_order(order_no, received, city.CATEGORY_BY_CODE[original.category_code],
                                        district, street, repeat_of=original)
-                if (received - original.received_at <= MERGE_WINDOW and original.parent_order_no is None
+                if (received - original.received_at <= MERGE_WINDOW
+                        and getattr(original, "_planned_parent", None) is None
                         and _still_open(original, received) and rng.random() < 0.5):
                     parent = original
             else:
@@ -473,4 +478,5 @@ def generate(params: SandboxParams) -> SandboxTruth:
         parent = order._parent  # type: ignore[attr-defined]
         _finalize(order, order._all_events, horizon, gen.cal, parent)  # type: ignore[attr-defined]
         del order._all_events, order._parent  # type: ignore[attr-defined]
+        order.__dict__.pop("_planned_parent", None)
     return SandboxTruth(params=params, orders=orders, bursts=bursts)

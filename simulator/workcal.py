@@ -43,9 +43,20 @@ class WorkCalendar:
         return day in self._workday_set
 
     def nth_workday_after(self, day: date, n: int) -> date:
-        """The n-th working day strictly after `day` (n >= 1)."""
+        """The n-th working day strictly after `day` (n >= 1); the calendar grows as needed."""
         idx = bisect.bisect_right(self._workdays, day)
+        while idx + n - 1 >= len(self._workdays):
+            self._extend(self.last + timedelta(days=366))
         return self._workdays[idx + n - 1]
+
+    def _extend(self, new_last: date) -> None:
+        day = self.last + timedelta(days=1)
+        while day <= new_last:
+            if is_official_workday(day):
+                self._workdays.append(day)
+                self._workday_set.add(day)
+            day += timedelta(days=1)
+        self.last = new_last
 
     def deadline(self, start: datetime, working_days: int) -> datetime:
         return datetime.combine(self.nth_workday_after(start.date(), working_days), time(23, 59, 59))

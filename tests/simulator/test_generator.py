@@ -174,11 +174,6 @@ def test_same_params_give_identical_xlsx_contents(sandbox, sandbox_twin):
         assert _xlsx_rows(sandbox / rel) == _xlsx_rows(sandbox_twin / rel), rel
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator/exports.py write_gongdian_drops: book.save() stamps wall-clock time into docProps/core.xml "
-    "(dcterms:created/modified) and into every zip entry's date_time, so XLSX bytes differ between two "
-    "builds with the same params. Fix: save to BytesIO and re-pack with fixed ZipInfo.date_time and a "
-    "core.xml whose created/modified are derived from the drop day."))
 def test_same_params_give_identical_xlsx_bytes(sandbox, sandbox_twin):
     first = _file_hashes(sandbox, "drops/gongdian/*.xlsx")
     assert first
@@ -316,12 +311,6 @@ def test_truth_fields_agree_with_the_event_log(orders, events_by_order):
             assert o["dispatched_at"] is None and o["lead_dept_code"] is None, o["order_no"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator/generator.py lifecycle(): the visit (回访) is scheduled from the close's occurred_at (the next "
-    "day), but a department's 'close' can be recorded 1-5 days late (LATE_RECORDING_SHARE), so near the "
-    "horizon the hotline's visit is known while the close it follows is not: truth has status 'visited', "
-    "visited_at set and closed_at None. Fix: schedule the visit from the close's recorded_at (the hotline "
-    "can only call back once it knows the order is closed)."))
 def test_truth_states_are_backed_by_known_predecessors(orders):
     for o in orders:
         if o["signed_at"] is not None:
@@ -372,11 +361,6 @@ def test_satisfaction_follows_timeliness(orders):
     assert {o["resolution"] for o in orders if o["resolution"]} <= set(city.RESOLUTION_VALUES)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator/generator.py lifecycle(): request_at = min(add_working_seconds(dispatched, max(limit-1, 0.5)*8h), "
-    "due - 2h) ignores the sign time, so a unit often requests an extension before it has signed for the order. "
-    "Fix: request_at = max(signed + a few minutes, that value), still capped at due - 2h (no extension if "
-    "signed is already past it)."))
 def test_extension_is_requested_after_sign_and_before_expiry(orders, events_by_order):
     extended = [o for o in orders if o["extended"]]
     assert extended
@@ -389,11 +373,6 @@ def test_extension_is_requested_after_sign_and_before_expiry(orders, events_by_o
         assert o["signed_at"] is not None and request["occurred_at"] >= o["signed_at"], o["order_no"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator/generator.py lifecycle(): the 'supervise' (已超期，督促办理) event is placed at due + U(1, 20) h "
-    "whenever replied > due, without regard to the reply, so supervision is often recorded after the unit "
-    "already replied or even after the order was closed. Fix: supervise only when replied > due + 1 h, at "
-    "due + U(1, min(20, hours(replied - due))) h."))
 def test_supervision_happens_while_overdue_and_unanswered(orders, events_by_order):
     supervised = [o for o in orders if o["supervised"]]
     assert supervised
@@ -740,11 +719,6 @@ def test_merged_orders_are_merged_not_dispatched(orders, orders_by_no, events_by
         assert not {"dispatch", "reassign", "sign", "reply"} & set(kinds), o["order_no"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator/generator.py generate(): a repeat is merged into its original (parent) without checking that the "
-    "parent is still open, and _finalize() then gives the merged order a close event at parent.closed_at, which "
-    "can be before the merge and even before the merged order was received. Fix: only merge into a parent with "
-    "no close event at or before `received` (check original._all_events), or close at max(parent close, merge)."))
 def test_merged_orders_close_after_their_merge(orders, events_by_order):
     merged_closed = [o for o in orders if o["parent_order_no"] is not None and o["closed_at"] is not None]
     assert merged_closed
@@ -755,12 +729,6 @@ def test_merged_orders_close_after_their_merge(orders, events_by_order):
         assert o["received_at"] <= merge["occurred_at"] <= close["occurred_at"], o["order_no"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator/generator.py lifecycle() sets order.parent_order_no = parent.order_no when it plans the merge, "
-    "so an order received late on the last day is marked merged in the truth (and in hotline order_versions) "
-    "although its 'merge' event happens after the horizon and is not in the event log. Fix: let _finalize() "
-    "set parent_order_no only from a known 'merge' event (keep the planned parent in a private attribute for "
-    "the merge-eligibility check in generate())."))
 def test_merges_are_known_at_the_horizon_for_late_orders():
     # A city whose last day is busy: many orders are received in the hours before the horizon.
     for seed in range(3):
@@ -829,11 +797,7 @@ def _physical_records(sandbox: Path, system: str) -> int:
 
 @pytest.mark.parametrize("system", [
     "hotline", "open311", "zhujian",
-    pytest.param("chengguan", marks=pytest.mark.xfail(strict=True, reason=(
-        "simulator/exports.py write_chengguan_drops: `total` counts snapshot rows but not the extra line written "
-        "for a conflicting_duplicate fault, so manifest counts.system_records.chengguan is lower than the data "
-        "lines in the drops, while hotline and zhujian counts do include their duplicate rows. Fix: total += 1 "
-        "after writing the duplicate line."))),
+    "chengguan",
     "gongdian", "survey",
 ])
 def test_manifest_system_record_counts_match_the_data(sandbox, manifest, system):
@@ -859,12 +823,6 @@ class _TailRandom(random.Random):
         return math.exp(mu + 4.5 * sigma)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "simulator/generator.py _Generator.__init__: WorkCalendar ends at params.end + 200 days but handling "
-    "durations are unbounded lognormals (lifecycle(): duration = lognormvariate(log(median_days*speed), 0.85)), "
-    "so a rare slow order runs off the calendar and WorkCalendar.nth_workday_after raises IndexError (about "
-    "1 seed in 40 at days=20, orders_per_day=150, e.g. seed=10). Fix: cap the drawn durations (e.g. 60 "
-    "working days) or let WorkCalendar extend itself on demand."))
 def test_generate_survives_very_long_handling_times(monkeypatch):
     monkeypatch.setattr(generator, "random", types.SimpleNamespace(Random=_TailRandom))
     truth = generate(SandboxParams(days=2, orders_per_day=40, seed=1, burst_count=0))
