@@ -1,6 +1,7 @@
 -- One record per work order across systems. Precedence (documented in the YAML): intake fields
 -- from the central hotline; the close time from the hotline, else from the lead department's own
--- system (a department may report closing before the hotline records it).
+-- system when that close is newer than the hotline's last update (a department may report closing
+-- before the hotline records it; an older department close was superseded, e.g. by 重办).
 with hotline as (
     select * from {{ ref('stg_hotline__orders') }}
 ),
@@ -46,7 +47,10 @@ select
     checked.parent_order_no,
     checked.received_at,
     checked.due_at,
-    coalesce(checked.closed_at, zhujian_lead.closed_at) as closed_at,
+    case
+        when checked.closed_at is not null then checked.closed_at
+        when zhujian_lead.closed_at > checked.updated_at then zhujian_lead.closed_at
+    end as closed_at,
     checked.updated_at,
     checked.rejection_reason
 from checked
