@@ -99,14 +99,21 @@ def prepare():
 
 
 @app.command()
-def ingest(source: str = typer.Argument(..., help="Department system: hotline or zhujian.")):
-    """Load one department system into the warehouse with dlt (standalone, without Dagster)."""
-    from ingestion import pipelines
+def ingest(source: str = typer.Argument(..., help="A source name from ingestion/sources.yaml.")):
+    """Load one registered department system into the warehouse (standalone, without Dagster)."""
+    from ingestion.pipeline import run as run_source
+    from ingestion.registry import load_registry
 
-    if source not in pipelines.SOURCES:
-        raise typer.BadParameter(f"unknown source {source!r}; known: {', '.join(pipelines.SOURCES)}")
-    info = pipelines.run(source)
-    typer.echo(str(info))
+    names = [entry.name for entry in load_registry().sources]
+    if source not in names:
+        raise typer.BadParameter(f"unknown source {source!r}; known: {', '.join(names)}")
+    record = run_source(source)
+    typer.echo(f"{source}: load {record['load_id']} received {record['received']:,}, loaded {record['loaded']:,}, "
+               f"quarantined {record['quarantined']:,}, rejected units {record['rejected_units']} "
+               f"in {record['seconds']} s")
+    if not record["reconciles"]:
+        typer.echo("counts do not reconcile: received != loaded + quarantined", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -155,7 +162,11 @@ def report_text(report: dict) -> str:
     lines = ["", "=== citizen-voice demo ===",
              f"sandbox city      {report['sandbox_dir']}  ({report['sandbox']['work_orders']:,} work orders, "
              f"{report['sandbox']['events']:,} events, {sum(report['sandbox']['faults_by_type'].values())} injected faults)",
-             f"warehouse         {report['warehouse']}"]
+             "ingestion         source       received     loaded  quarantined  rejected files"]
+    for source, received, loaded, quarantined, rejected, reconciles in report["loads"]:
+        lines.append(f"  {source:<26} {received:>10,} {loaded:>10,} {quarantined:>12,} {rejected:>15}"
+                     f"{'' if reconciles else '  COUNTS DO NOT RECONCILE'}")
+    lines.append(f"warehouse         {report['warehouse']}")
     for table, count in report["tables"].items():
         lines.append(f"  {table:<40} {count:>10,} rows")
     lines.append(f"bulletin          {report['bulletin']}")

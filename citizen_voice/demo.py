@@ -9,16 +9,18 @@ from dataclasses import asdict
 
 from citizen_voice import settings, warehouse
 
-SHOWN_TABLES = ("raw_hotline.orders", "raw_hotline.orders_quarantine", "raw_hotline.events", "raw_zhujian.gd_main",
-                "marts.fct_work_orders", "indicators.district_monthly")
+SHOWN_TABLES = ("raw_hotline.orders", "raw_hotline.events", "raw_app311.requests", "raw_zhujian.gd_main",
+                "raw_chengguan.tickets", "raw_gongdian.tickets", "raw_survey.visits", "marts.fct_work_orders",
+                "indicators.district_monthly")
 
 
 def ensure_sandbox(params, echo: Callable[[str], None]) -> dict:
-    from simulator.manifest import build_sandbox, load_manifest
+    from simulator.manifest import MANIFEST_VERSION, build_sandbox, load_manifest
 
     folder = settings.sandbox_dir()
     wanted = {**asdict(params), "start": params.start.isoformat(), "end": params.end.isoformat()}
-    if (folder / "manifest.json").exists() and load_manifest(folder)["params"] == wanted:
+    if (folder / "manifest.json").exists() and load_manifest(folder)["params"] == wanted \
+            and load_manifest(folder).get("manifest_version") == MANIFEST_VERSION:
         echo(f"reusing the sandbox city in {folder}")
         return load_manifest(folder)
     echo(f"generating the sandbox city in {folder} ({params.days} days, ~{params.orders_per_day} orders/day)")
@@ -46,14 +48,18 @@ def run_demo(params, echo: Callable[[str], None] = print) -> dict:
     with SandboxServers(settings.sandbox_dir(), hotline_port=0, open311_port=0,
                         hotline_token=settings.hotline_token()) as servers:
         os.environ["CV_HOTLINE_URL"] = servers.hotline_url
+        os.environ["CV_OPEN311_URL"] = servers.open311_url
         echo(f"sandbox servers up: {servers.hotline_url} (12345 API), {servers.open311_url} (Open311)")
         result = materialize_all(quiet=True)
     tables = {}
+    loads = []
     bulletin_path = None
     if result.success:
         with warehouse.connect(read_only=True) as con:
             for table in SHOWN_TABLES:
                 tables[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
+            loads = con.execute("select source, received, loaded, quarantined, rejected_units, reconciles "
+                                "from ops.load_log order by source").fetchall()
         bulletin_path = next(
             (str(event.materialization.metadata["path"].value)
              for event in result.get_asset_materialization_events()
@@ -64,6 +70,7 @@ def run_demo(params, echo: Callable[[str], None] = print) -> dict:
         "sandbox": manifest["counts"],
         "warehouse": str(settings.warehouse_path()),
         "tables": tables,
+        "loads": loads,
         "bulletin": bulletin_path,
         "dagster_home": str(settings.dagster_home()),
     }

@@ -5,10 +5,12 @@ project-local defaults so a fresh clone works without configuration.
   CV_WAREHOUSE    the DuckDB warehouse file            (default data/warehouse.duckdb)
   CV_SANDBOX      the sandbox city                     (default data/sandbox)
   CV_PUBLISHED    published outputs                    (default data/published)
-  CV_HOTLINE_URL  the central 12345 API                (default the sandbox server)
-  CV_HOTLINE_TOKEN  its bearer token                   (default the sandbox's token)
-  CV_ZHUJIAN_URL  住建局's database (SQLAlchemy URL)    (default the sandbox SQLite file)
   DAGSTER_HOME    Dagster's instance folder            (default .dagster_home)
+  CV_PSEUDONYM_KEY, CV_IDENTITY_KEY   keys for pseudonyms and encrypted identifiers
+                  (citizen_voice.privacy; a generated key under data/.secrets/ for the sandbox)
+  CV_REQUIRE_KEYS=1  refuse to generate keys (production)
+Department systems' addresses and credentials are named per source in ingestion/sources.yaml
+(e.g. CV_HOTLINE_URL, CV_HOTLINE_TOKEN, CV_ZHUJIAN_URL).
 """
 
 from __future__ import annotations
@@ -50,13 +52,5 @@ def dagster_home() -> Path:
     return _path("DAGSTER_HOME", ".dagster_home")
 
 
-def hotline_url() -> str:
-    return os.environ.get("CV_HOTLINE_URL", f"http://127.0.0.1:{SANDBOX_HOTLINE_PORT}")
-
-
 def hotline_token() -> str:
     return os.environ.get("CV_HOTLINE_TOKEN", SANDBOX_HOTLINE_TOKEN)
-
-
-def zhujian_url() -> str:
-    return os.environ.get("CV_ZHUJIAN_URL", f"sqlite:///{sandbox_dir() / 'systems' / 'zhujian.sqlite'}")

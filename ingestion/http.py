@@ -1,5 +1,11 @@
 """A small JSON-over-HTTP client for department APIs: timeouts, retries with exponential
-backoff that honour Retry-After, and a clear error once the retry budget is spent."""
+backoff that honour Retry-After, and a clear error once the retry budget is spent.
+
+`get()` decodes JSON; `get_bytes()` returns the raw body (XML sources parse it themselves).
+A client error (4xx other than 429) is not retried: it raises `RequestRefused`, a
+`SourceUnavailable` that carries the status and the body, so a connector can tell "the source
+refused this one request" (reject the unit, go on) from "the source cannot be reached" (stop).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,20 @@ from dataclasses import dataclass, field
 import requests
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 class SourceUnavailable(RuntimeError):
     """The source kept failing after every retry."""
+
+
+class RequestRefused(SourceUnavailable):
+    """The source answered a request with a client error (4xx other than 429); retrying will not help."""
+
+    def __init__(self, message: str, status: int, body: str):
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 @dataclass
@@ -35,21 +51,29 @@ class JsonApiClient:
         self.session.headers.update(self.headers)
 
     def get(self, path: str, params: dict | None = None) -> dict | list:
+        return self.request(path, params).json()
+
+    def get_bytes(self, path: str, params: dict | None = None) -> bytes:
+        """The raw response body (e.g. an XML document, parsed from bytes so its declared encoding holds)."""
+        return self.request(path, params).content
+
+    def request(self, path: str, params: dict | None = None) -> requests.Response:
+        """GET with retries; returns the successful response or raises SourceUnavailable/RequestRefused."""
         url = self.base_url.rstrip("/") + "/" + path.lstrip("/")
         last_problem = ""
         for attempt in range(self.retry.attempts):
             self.stats["requests"] += 1
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except TRANSIENT_ERRORS as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
                 delay = self._backoff(attempt)
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code >= 400:
-                        raise SourceUnavailable(
-                            f"GET {url} answered {response.status_code}: {response.text[:300]}")
-                    return response.json()
+                        raise RequestRefused(f"GET {url} answered {response.status_code}: {response.text[:300]}",
+                                             response.status_code, response.text)
+                    return response
                 last_problem = f"HTTP {response.status_code}"
                 delay = self._retry_after(response) or self._backoff(attempt)
             self.stats["retries"] += 1

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from simulator import exports
 from simulator.generator import SandboxParams, SandboxTruth, generate
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # bump when the generator's output changes for the same parameters
 
 
 def _write_parquet(path: Path, rows: list[dict]) -> None:

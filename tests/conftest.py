@@ -51,3 +51,19 @@ def dbt_manifest():
         subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(project), "--profiles-dir", str(project)],
                        check=True)
     return manifest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def test_keys():
+    """Fixed test keys, so no test writes a generated key file into the project's data folder."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("CV_PSEUDONYM_KEY", "CV_IDENTITY_KEY")}
+    os.environ["CV_PSEUDONYM_KEY"] = "hex:" + "5a" * 32
+    os.environ["CV_IDENTITY_KEY"] = "hex:" + "a5" * 32
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -1,42 +1,59 @@
-"""Raw layer: one dlt multi-asset per department system. Asset keys are [dataset, table], the
-same keys dagster-dbt gives the dbt sources, so lineage runs from the source to the bulletin."""
+"""Raw layer: one multi-asset per registered department system (ingestion/sources.yaml).
 
+Asset keys are [raw_<source>, <table>] — the keys dagster-dbt gives the dbt sources — so lineage
+runs from each department system to the bulletin. A source loads as a whole (no subsetting): its
+connector state covers all its tables, so loading some tables alone could skip others' records.
+"""
+
+import json
 
 import dagster as dg
-from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
-from dagster_dlt.translator import DltResourceTranslatorData
 
-from ingestion import pipelines
+from ingestion.pipeline import SourceLoad
+from ingestion.registry import SourceEntry, load_registry
 from orchestration.defs import WAREHOUSE_POOL
 
 
-class RawLayerTranslator(DagsterDltTranslator):
-    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
-        spec = super().get_asset_spec(data)
-        return spec.replace_attributes(
-            key=dg.AssetKey([data.pipeline.dataset_name, data.resource.name]),
-            group_name="ingestion",
-            deps=[],
-        )
+def _table_metadata(record: dict, counts: dict, table: str) -> dict:
+    return {
+        "load_id": record["load_id"],
+        "received": counts["received"].get(table, 0),
+        "loaded": counts["loaded"].get(table, 0),
+        "quarantined": counts["quarantined"].get(table, 0),
+        "new_columns": ", ".join(counts["new_columns"].get(table, [])) or "none",
+        "reconciles": record["reconciles"],
+        "cursors": dg.MetadataValue.json(record["cursors_parsed"]),
+        "duration_seconds": round(record["duration_seconds"], 2),
+    }
 
 
-def _system_assets(source_name: str) -> dg.AssetsDefinition:
-    @dlt_assets(
-        dlt_source=pipelines.make_source(source_name),
-        dlt_pipeline=pipelines.make_pipeline(source_name),
-        name=f"ingest_{source_name}",
-        dagster_dlt_translator=RawLayerTranslator(),
-        pool=WAREHOUSE_POOL,
-    )
-    def _assets(context: dg.AssetExecutionContext, dlt: DagsterDltResource):
-        yield from dlt.run(context=context, dlt_source=pipelines.make_source(source_name),
-                           dlt_pipeline=pipelines.make_pipeline(source_name))
+def source_assets(entry: SourceEntry) -> dg.AssetsDefinition:
+    tables = [spec.name for spec in entry.tables]
+    specs = [dg.AssetSpec(key=[entry.dataset, table], group_name="ingestion", kinds={"dlt", entry.kind},
+                          owners=[], description=f"{entry.description} — table {table} as loaded, "
+                          "personal data masked and pseudonymized.") for table in tables]
+    specs.append(dg.AssetSpec(key=[entry.dataset, "_quarantine"], group_name="ingestion", kinds={"dlt"},
+                              description=f"Records of {entry.name} rejected at the boundary, with the reason."))
 
-    return _assets
+    @dg.multi_asset(name=f"ingest_{entry.name}", specs=specs, can_subset=False, pool=WAREHOUSE_POOL,
+                    description=entry.description)
+    def _load(context: dg.AssetExecutionContext):
+        load = SourceLoad(entry)
+        info = load.pipeline.run(load.source)
+        record = load.complete(list(info.loads_ids))
+        record["cursors_parsed"] = json.loads(record["cursors"])
+        counts = json.loads(record["counts"])
+        if not record["reconciles"]:
+            raise RuntimeError(f"{entry.name}: counts do not reconcile: {counts}")
+        for table in tables:
+            yield dg.MaterializeResult(asset_key=[entry.dataset, table],
+                                       metadata=_table_metadata(record, counts, table))
+        yield dg.MaterializeResult(asset_key=[entry.dataset, "_quarantine"], metadata={
+            "quarantined": record["quarantined"], "rejected_units": record["rejected_units"],
+            "reasons": dg.MetadataValue.json(counts["rejected_units"])})
+
+    return _load
 
 
 def build_defs() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[_system_assets(name) for name in pipelines.SOURCES],
-        resources={"dlt": DagsterDltResource()},
-    )
+    return dg.Definitions(assets=[source_assets(entry) for entry in load_registry().sources])

@@ -1,4 +1,5 @@
-"""The 12345 API source against the real sandbox server and a real DuckDB file."""
+"""The central 12345 API through the registry pipeline, against the real sandbox server and a
+real DuckDB file: counts reconcile, reruns add nothing, fault storms lose nothing."""
 
 import json
 import sqlite3
@@ -7,79 +8,98 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from ingestion import pipelines
-from ingestion.hotline import hotline_source
+from ingestion.pipeline import run
 from simulator.servers import HotlineServer
 
 TOKEN = "test-token"
 
 
 @pytest.fixture
-def hotline(pipeline_city):
+def hotline(pipeline_city, monkeypatch):
     folder, _ = pipeline_city
     with HotlineServer(folder / "systems" / "hotline.sqlite", token=TOKEN, port=0, seed=3) as server:
+        monkeypatch.setenv("CV_HOTLINE_URL", server.url)
+        monkeypatch.setenv("CV_HOTLINE_TOKEN", TOKEN)
         yield server
 
 
-def _store_counts(folder):
+def _store(folder):
     with sqlite3.connect(folder / "systems" / "hotline.sqlite") as con:
-        rows = con.execute("select count(*), count(order_no), count(distinct order_no) from orders").fetchone()
+        rows = con.execute("select count(*) from orders").fetchone()[0]
+        usable = {r[0] for r in con.execute("select order_no from orders where order_no is not null "
+                                            "and received_ts is not null")}
         events = con.execute("select count(*) from events").fetchone()[0]
-    return rows, events
+    return rows, usable, events
 
 
-def _load(server, warehouse):
-    pipeline = pipelines.make_pipeline("hotline", warehouse)
-    return pipeline.run(hotline_source(server.url, TOKEN))
-
-
-def _warehouse_counts(warehouse):
+def _warehouse(warehouse):
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return (con.execute("select count(*), count(distinct order_no) from raw_hotline.orders").fetchone(),
-                con.execute("select count(*) from raw_hotline.orders_quarantine").fetchone()[0],
-                con.execute("select count(*), count(distinct event_id) from raw_hotline.events").fetchone())
+        orders = {r[0] for r in con.execute("select order_no from raw_hotline.orders").fetchall()}
+        order_rows = con.execute("select count(*) from raw_hotline.orders").fetchone()[0]
+        reasons = con.execute("select reason from raw_hotline._quarantine").fetchall()
+        events = con.execute("select count(*), count(distinct event_id) from raw_hotline.events").fetchone()
+    return orders, order_rows, sorted(r[0] for r in reasons), events
 
 
 def test_load_reconciles_with_the_store_and_rerun_adds_nothing(hotline, pipeline_city, tmp_path):
-    folder, manifest = pipeline_city
-    (rows, with_id, distinct_ids), events = _store_counts(folder)
+    folder, _ = pipeline_city
+    rows, usable, events = _store(folder)
     warehouse = tmp_path / "w.duckdb"
-    _load(hotline, warehouse)
-    first = _warehouse_counts(warehouse)
-    assert first[0] == (distinct_ids, distinct_ids)
-    assert first[1] == rows - with_id  # every record without an id is quarantined, none dropped
-    assert first[2] == (events, events)
+    record = run("hotline", warehouse)
+    assert record["reconciles"]
+    counts = json.loads(record["counts"])
+    assert counts["received"]["orders"] == rows  # every record the API served was counted
+    orders, order_rows, reasons, event_counts = _warehouse(warehouse)
+    assert orders == usable and order_rows == len(usable)
+    assert event_counts == (events, events)
     faults = json.loads((folder / "truth" / "faults.json").read_text(encoding="utf-8"))
-    assert first[1] == sum(1 for f in faults if f["system"] == "hotline" and f["fault_type"] == "missing_id")
-    _load(hotline, warehouse)
-    assert _warehouse_counts(warehouse) == first
+    hotline_faults = [f for f in faults if f["system"] == "hotline"]
+    assert sum(r.startswith("missing required field order_no") for r in reasons) == \
+        sum(f["fault_type"] == "missing_id" for f in hotline_faults)
+    assert sum("is not iso_timestamp" in r for r in reasons) == \
+        sum(f["fault_type"] == "invalid_date" for f in hotline_faults)
+    second = run("hotline", warehouse)
+    assert second["reconciles"]
+    assert _warehouse(warehouse) == (orders, order_rows, reasons, event_counts)
 
 
 def test_fault_storm_still_gives_complete_data(hotline, pipeline_city, tmp_path):
     folder, _ = pipeline_city
-    (_, _, distinct_ids), events = _store_counts(folder)
+    _, usable, events = _store(folder)
     hotline.set_faults(error_rate=0.25, throttle_rate=0.15, drop_rate=0.05)
     warehouse = tmp_path / "w.duckdb"
-    _load(hotline, warehouse)
-    counts = _warehouse_counts(warehouse)
-    assert counts[0] == (distinct_ids, distinct_ids)
-    assert counts[2] == (events, events)
+    run("hotline", warehouse)
+    orders, _, _, event_counts = _warehouse(warehouse)
+    assert orders == usable
+    assert event_counts == (events, events)
     stats = hotline.stats
     assert stats["injected_errors"] + stats["throttled"] + stats["dropped"] > 0
 
 
-def test_clock_advances_and_the_increment_catches_late_updates(hotline, pipeline_city, tmp_path):
+def test_late_updates_are_caught_by_the_next_increment(hotline, pipeline_city, tmp_path):
     folder, manifest = pipeline_city
     warehouse = tmp_path / "w.duckdb"
-    ten_days_earlier = datetime.fromisoformat(manifest["horizon"]) - timedelta(days=10)
-    hotline.set_clock(ten_days_earlier)
-    _load(hotline, warehouse)
-    early = _warehouse_counts(warehouse)
+    hotline.set_clock(datetime.fromisoformat(manifest["horizon"]) - timedelta(days=10))
+    run("hotline", warehouse)
+    early, _, _, _ = _warehouse(warehouse)
     hotline.set_clock(None)
-    _load(hotline, warehouse)
-    (_, _, distinct_ids), events = _store_counts(folder)
-    late = _warehouse_counts(warehouse)
-    assert early[0][0] < late[0][0] == distinct_ids
-    assert late[2] == (events, events)
+    run("hotline", warehouse)
+    _, usable, events = _store(folder)
+    late, _, _, event_counts = _warehouse(warehouse)
+    assert early < late == usable
+    assert event_counts == (events, events)
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("select count(*) from raw_hotline.orders where status = 'visited'").fetchone()[0] > 0
+        api_view = dict(con.execute("select order_no, status from raw_hotline.orders").fetchall())
+    with sqlite3.connect(folder / "systems" / "hotline.sqlite") as con:
+        final = dict(con.execute(
+            "select o.order_no, v.status from orders o join order_versions v on v.row_id = o.row_id "
+            "where v.recorded_ts = (select max(recorded_ts) from order_versions w where w.row_id = o.row_id) "
+            "and o.order_no is not null and o.received_ts is not null").fetchall())
+    changed = [no for no in early if api_view[no] != "accepted"]
+    assert changed and all(api_view[no] == final[no] for no in final if no in api_view and no not in
+                           _conflicting(folder))
+
+
+def _conflicting(folder):
+    faults = json.loads((folder / "truth" / "faults.json").read_text(encoding="utf-8"))
+    return {f["order_no"] for f in faults if f["system"] == "hotline" and f["fault_type"] == "conflicting_duplicate"}

@@ -16,7 +16,7 @@ select
     status,
     lead_dept_code,
     assist_dept_codes,
-    coalesce(is_direct_answer, false) as is_direct_answer,
+    coalesce(is_direct_answer = 'true', false) as is_direct_answer,
     parent_order_no,
     external_ref,
     received_at as received_at_text,
