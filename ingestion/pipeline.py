@@ -220,6 +220,15 @@ class SourceLoad:
         self.pipeline = make_pipeline(entry, self.warehouse)
         self.source = build_source(entry, self.counts)
 
+    def execute(self) -> list[str]:
+        """Run the load. A load interrupted earlier (crash after extract) is finished first: dlt
+        would otherwise ignore the new extraction while pending packages exist."""
+        load_ids = []
+        if self.pipeline.has_pending_data:
+            load_ids += list(self.pipeline.run().loads_ids)
+        load_ids += list(self.pipeline.run(self.source).loads_ids)
+        return load_ids
+
     def complete(self, load_ids: list[str]) -> dict:
         """After a successful load: move identities, record the load; returns the load-log record."""
         if self.entry.store_raw_identifiers:
@@ -234,5 +243,4 @@ class SourceLoad:
 def run(source_name: str, warehouse: Path | None = None, registry_path: Path | None = None) -> dict:
     """Load one registered source; returns its load-log record."""
     load = SourceLoad(load_registry(registry_path).get(source_name), warehouse)
-    info = load.pipeline.run(load.source)
-    return load.complete(list(info.loads_ids))
+    return load.complete(load.execute())

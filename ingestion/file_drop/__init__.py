@@ -633,6 +633,7 @@ def extract(entry: SourceEntry, state: dict) -> Iterator[Batch | Rejected]:
         "already_loaded": 0, "skipped_duplicates": [], "unmatched": [], "warnings": [],
         "counts": {"files_loaded": 0, "records_loaded": 0, "files_rejected": 0, "skipped_duplicates": 0},
     }
+    yield from _uncommitted_rejections(folder, system, entry, ledger, run, zone)
     names = sorted(e.name for e in os.scandir(folder) if e.is_file())  # not recursive: _rejected/ is skipped
     claimed: set[str] = set()
     for family in system.files:
@@ -642,6 +643,30 @@ def extract(entry: SourceEntry, state: dict) -> Iterator[Batch | Rejected]:
             claimed.add(name)
             yield from _one_file(folder / name, family, entry, system.encoding, ledger, run, zone)
     run["unmatched"] = [n for n in names if n not in claimed and not n.startswith(".")]
+
+
+def _uncommitted_rejections(folder: Path, system: FileDropSource, entry: SourceEntry, ledger: dict, run: dict,
+                            zone: ZoneInfo) -> Iterator[Rejected]:
+    """Files a crashed run set aside before its load committed: report them again, once."""
+    rejected_dir = folder / REJECTED_DIR
+    if not rejected_dir.is_dir():
+        return
+    for path in sorted(p for p in rejected_dir.iterdir() if p.is_file() and not p.name.endswith(".reason.txt")):
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        family = next((f for f in system.files if matches(path.name, f.pattern)), None)
+        if sha in ledger or family is None:
+            continue
+        try:
+            read_file(data, path.name, family, system.encoding)
+            continue  # readable after all (e.g. put there by hand): leave it to the operator
+        except FileProblem as problem:
+            ledger[sha] = {"file": path.name, "family": family.name, "bytes": len(data), "status": "rejected",
+                           "records": problem.records, "encoding": problem.encoding, "reason": problem.reason,
+                           "moved_to": path.name, "at": datetime.now(zone).isoformat(timespec="seconds")}
+            run["rejected"].append(path.name)
+            run["counts"]["files_rejected"] += 1
+            yield Rejected(table=family.name, origin=path.name, reason=problem.reason, records=problem.records)
 
 
 def _one_file(path: Path, family: FileFamily, entry: SourceEntry, encoding: str, ledger: dict, run: dict,

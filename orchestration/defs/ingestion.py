@@ -39,8 +39,7 @@ def source_assets(entry: SourceEntry) -> dg.AssetsDefinition:
                     description=entry.description)
     def _load(context: dg.AssetExecutionContext):
         load = SourceLoad(entry)
-        info = load.pipeline.run(load.source)
-        record = load.complete(list(info.loads_ids))
+        record = load.complete(load.execute())
         record["cursors_parsed"] = json.loads(record["cursors"])
         counts = json.loads(record["counts"])
         if not record["reconciles"]:
