@@ -86,6 +86,14 @@ def sandbox_seeds():
 
 
 @app.command()
+def calendar():
+    """Rewrite the working-day calendar seed (holidays and 调休) from the chinese-calendar package."""
+    from citizen_voice.workdays import write_calendar_seed
+
+    typer.echo(write_calendar_seed(settings.dbt_project_dir() / "seeds" / "calendar"))
+
+
+@app.command()
 def prepare():
     """Prepare the dbt manifest (dbt parse) and the project-local Dagster home."""
     from orchestration.defs.warehouse import dbt_executable

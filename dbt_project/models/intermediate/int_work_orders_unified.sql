@@ -1,57 +1,123 @@
--- One record per work order across systems. Precedence (documented in the YAML): intake fields
--- from the central hotline; the close time from the hotline, else from the lead department's own
--- system when that close is newer than the hotline's last update (a department may report closing
--- before the hotline records it; an older department close was superseded, e.g. by 重办).
+-- One record per work order across systems. Grain: one row per order_no known to the hotline.
+-- Field precedence (documented in _intermediate__models.yml):
+--   intake fields: the hotline's value when usable, else the first department system's (住建局,
+--   城管局, 供电公司) whose record is complete; close time: the hotline's, else the lead
+--   department's when newer than the hotline's last update; follow-up: the survey system.
+-- Rows still missing a required field keep a rejection_reason and are kept out of the marts.
 with hotline as (
-    select * from {{ ref('stg_hotline__orders') }}
-),
-
-zhujian_lead as (
-    select order_no, closed_at
-    from {{ ref('stg_zhujian__tickets') }}
-    where role = 'lead' and order_no is not null
-    qualify row_number() over (partition by order_no order by updated_at desc nulls last, ticket_id) = 1
-),
-
-districts as (select district_code from {{ ref('ref_districts') }}),
-categories as (select category_code from {{ ref('ref_categories') }}),
-
-checked as (
     select
-        hotline.*,
+        orders.*,
+        districts.district_code is not null as district_ok,
+        categories.category_code is not null as category_ok,
+        streets.street_code is not null and streets.district_code = orders.district_code as street_ok,
+        orders.received_at is not null and orders.received_at <= orders.updated_at as received_ok
+    from {{ ref('stg_hotline__orders') }} as orders
+    left join {{ ref('ref_districts') }} as districts on districts.district_code = orders.district_code
+    left join {{ ref('ref_categories') }} as categories on categories.category_code = orders.category_code
+    left join {{ ref('ref_streets') }} as streets on streets.street_code = orders.street_code
+),
+
+department_ranked as (
+    select tickets.*, row_number() over (partition by order_no order by system_rank) as precedence
+    from {{ ref('int_department_tickets') }} as tickets
+    where not has_unmapped_codes and received_at is not null and district_code is not null
+      and category_code is not null
+),
+
+department as (
+    select * from department_ranked where precedence = 1
+),
+
+lead_department_close as (
+    select order_no, max(closed_at) as closed_at
+    from {{ ref('int_department_tickets') }}
+    where role = 'lead' and closed_at is not null
+    group by order_no
+),
+
+visits_ranked as (
+    -- a visit with an unknown result code, or dated before the order was received, is not usable
+    select visits.*, row_number() over (partition by visits.order_no order by visits.visited_at desc,
+                                                                              visits.visit_id desc) as recency
+    from {{ ref('stg_survey__visits') }} as visits
+    join hotline on hotline.order_no = visits.order_no
+    where not visits.has_unmapped_codes and visits.visited_at is not null
+      and (not hotline.received_ok or visits.visited_at >= hotline.received_at)
+),
+
+lifecycle as (
+    select * from {{ ref('int_work_order_lifecycle') }}
+),
+
+unified as (
+    select
+        hotline.order_no,
+        hotline.channel_code,
+        hotline.demand_type_code,
+        hotline.urgency,
+        case when hotline.category_ok then hotline.category_code else department.category_code end as category_code,
+        case when hotline.district_ok then hotline.district_code else department.district_code end as district_code,
+        case when hotline.district_ok and hotline.street_ok then hotline.street_code
+             when not hotline.district_ok then department.street_code end as street_code,
+        case when hotline.district_ok and hotline.street_ok then hotline.community_code end as community_code,
+        case when hotline.received_ok then hotline.received_at else department.received_at end as received_at,
         case
-            when hotline.received_at is null then 'received_at is not a valid time: ' || coalesce(hotline.received_at_text, 'NULL')
-            when hotline.received_at > hotline.updated_at then 'received_at after the record''s last update'
-            when districts.district_code is null then 'unknown district_code ' || coalesce(hotline.district_code, 'NULL')
-            when categories.category_code is null then 'unknown category_code ' || coalesce(hotline.category_code, 'NULL')
-        end as rejection_reason
+            when not (hotline.received_ok and hotline.district_ok and hotline.category_ok)
+                 and department.order_no is not null then department.source_system
+            else 'hotline'
+        end as intake_source,
+        hotline.title,
+        hotline.content,
+        hotline.is_confidential,
+        hotline.external_ref,
+        hotline.status,
+        coalesce(lifecycle.lead_dept_code, hotline.lead_dept_code) as lead_dept_code,
+        hotline.assist_dept_codes,
+        coalesce(lifecycle.is_direct_answer, hotline.is_direct_answer, false) as is_direct_answer,
+        hotline.parent_order_no,
+        coalesce(hotline.caller_phone_pseudonym, hotline.caller_id_no_pseudonym) as caller_key,
+        hotline.caller_phone_masked,
+        lifecycle.dispatched_at,
+        lifecycle.first_dispatched_at,
+        lifecycle.signed_at,
+        lifecycle.first_closed_at,
+        case
+            when hotline.closed_at is not null then hotline.closed_at
+            when lead_department_close.closed_at > hotline.updated_at then lead_department_close.closed_at
+        end as closed_at,
+        hotline.due_at as reported_due_at,
+        coalesce(lifecycle.is_returned, false) as is_returned,
+        coalesce(lifecycle.is_reassigned, false) as is_reassigned,
+        coalesce(lifecycle.is_extended, false) as is_extended,
+        coalesce(lifecycle.is_supervised, false) as is_supervised,
+        coalesce(lifecycle.is_redone, false) as is_redone,
+        coalesce(lifecycle.is_merged, false) as is_merged,
+        hotline.updated_at,
+        lifecycle.last_event_recorded_at,
+        department.updated_at as department_updated_at,
+        hotline.source_record
     from hotline
-    left join districts on districts.district_code = hotline.district_code
-    left join categories on categories.category_code = hotline.category_code
+    left join department on department.order_no = hotline.order_no
+    left join lead_department_close on lead_department_close.order_no = hotline.order_no
+    left join lifecycle on lifecycle.order_no = hotline.order_no
+    where hotline.order_no is not null
 )
 
 select
-    checked.order_no,
-    checked.channel_code,
-    checked.demand_type_code,
-    checked.urgency,
-    checked.category_code,
-    checked.district_code,
-    checked.street_code,
-    checked.community_code,
-    checked.title,
-    checked.content,
-    checked.status,
-    checked.lead_dept_code,
-    checked.is_direct_answer,
-    checked.parent_order_no,
-    checked.received_at,
-    checked.due_at,
+    unified.*,
+    visits.visited_at,
+    visits.resolution_name as resolution,
+    visits.satisfaction_name as satisfaction,
+    greatest(unified.updated_at, coalesce(unified.last_event_recorded_at, unified.updated_at),
+             coalesce(unified.department_updated_at, unified.updated_at),
+             coalesce(visits.visited_at, unified.updated_at)) as source_updated_at,
     case
-        when checked.closed_at is not null then checked.closed_at
-        when zhujian_lead.closed_at > checked.updated_at then zhujian_lead.closed_at
-    end as closed_at,
-    checked.updated_at,
-    checked.rejection_reason
-from checked
-left join zhujian_lead on zhujian_lead.order_no = checked.order_no
+        when unified.received_at is null then 'no usable received time in any system'
+        when unified.district_code is null then 'district unknown in every system'
+        when unified.category_code is null then 'category unknown in every system'
+        when unified.demand_type_code is null then 'demand type missing'
+    end as rejection_reason
+from unified
+left join visits_ranked as visits
+    on visits.order_no = unified.order_no and visits.recency = 1
+    and visits.visited_at >= unified.closed_at  -- a follow-up counts for the close it follows (重办 resets it)

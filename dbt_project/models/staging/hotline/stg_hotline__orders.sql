@@ -1,27 +1,109 @@
+-- 12345 work orders from the central system. Grain: one row per order_no (the raw table is merged
+-- on order_no; the boundary quarantined rows without one). The hotline already sends the platform's
+-- own codes: they are kept as sent and checked against the reference seeds; codes the seeds do not
+-- know are listed in unmapped_codes (the intermediate layer rejects those orders with a reason).
+-- Of the caller only the pseudonyms and the masked display values are carried.
+-- Codes and ids are trimmed; free text (title, content, reply) is kept exactly as sent (the
+-- engines disagree on which Unicode spaces trim() removes, and text analytics normalises it).
 with source as (
     select * from {{ source('raw_hotline', 'orders') }}
+),
+
+renamed as (
+    select
+        nullif(trim(order_no), '') as order_no,
+        nullif(trim(channel_code), '') as channel_code,
+        nullif(trim(demand_type_code), '') as demand_type_code,
+        nullif(trim(urgency), '') as urgency,
+        title,
+        content,
+        nullif(trim(category_code), '') as category_code,
+        nullif(trim(district_code), '') as district_code,
+        nullif(trim(street_code), '') as street_code,
+        nullif(trim(community_code), '') as community_code,
+        nullif(trim(address), '') as address,
+        nullif(trim(caller_name), '') as caller_name_masked,
+        caller_name_pseudonym,
+        nullif(trim(caller_phone), '') as caller_phone_masked,
+        caller_phone_pseudonym,
+        nullif(trim(caller_id_no), '') as caller_id_no_masked,
+        caller_id_no_pseudonym,
+        case trim(confidential) when '1' then true when '0' then false end as is_confidential,
+        nullif(trim(external_ref), '') as external_ref,
+        nullif(trim(status), '') as status,
+        nullif(trim(lead_dept_code), '') as lead_dept_code,
+        -- sent as a JSON array of codes ('["CGJ","ZJJ"]'); carried as comma-separated text
+        nullif(replace(replace(replace(replace(assist_dept_codes, '[', ''), ']', ''), '"', ''), ' ', ''), '')
+            as assist_dept_codes,
+        case lower(trim(is_direct_answer)) when 'true' then true when 'false' then false end as is_direct_answer,
+        nullif(trim(parent_order_no), '') as parent_order_no,
+        reply_content,
+        received_at as received_at_text,
+        {{ iso_to_shanghai('received_at') }} as received_at,
+        {{ iso_to_shanghai('due_at') }} as due_at,
+        {{ iso_to_shanghai('closed_at') }} as closed_at,
+        {{ iso_to_shanghai('updated_at') }} as updated_at
+    from source
+),
+
+checked as (
+    select
+        renamed.*,
+        nullif(concat_ws(', ',
+            case when renamed.channel_code is not null and channels.channel_code is null
+                 then 'channel_code=' || renamed.channel_code end,
+            case when renamed.demand_type_code is not null and demand_types.demand_type_code is null
+                 then 'demand_type_code=' || renamed.demand_type_code end,
+            case when renamed.category_code is not null and categories.category_code is null
+                 then 'category_code=' || renamed.category_code end,
+            case when renamed.district_code is not null and districts.district_code is null
+                 then 'district_code=' || renamed.district_code end,
+            case when renamed.street_code is not null and streets.street_code is null
+                 then 'street_code=' || renamed.street_code end,
+            case when renamed.community_code is not null and communities.community_code is null
+                 then 'community_code=' || renamed.community_code end
+        ), '') as unmapped_codes
+    from renamed
+    left join {{ ref('ref_channels') }} as channels on channels.channel_code = renamed.channel_code
+    left join {{ ref('ref_demand_types') }} as demand_types on demand_types.demand_type_code = renamed.demand_type_code
+    left join {{ ref('ref_categories') }} as categories on categories.category_code = renamed.category_code
+    left join {{ ref('ref_districts') }} as districts on districts.district_code = renamed.district_code
+    left join {{ ref('ref_streets') }} as streets on streets.street_code = renamed.street_code
+    left join {{ ref('ref_communities') }} as communities on communities.community_code = renamed.community_code
 )
 
 select
     order_no,
+    'order_no=' || order_no as source_record,
     channel_code,
     demand_type_code,
     urgency,
-    trim(title) as title,
-    trim(content) as content,
+    title,
+    content,
     category_code,
     district_code,
     street_code,
     community_code,
+    address,
+    caller_name_masked,
+    caller_name_pseudonym,
+    caller_phone_masked,
+    caller_phone_pseudonym,
+    caller_id_no_masked,
+    caller_id_no_pseudonym,
+    is_confidential,
+    external_ref,
     status,
     lead_dept_code,
     assist_dept_codes,
-    coalesce(is_direct_answer = 'true', false) as is_direct_answer,
+    is_direct_answer,
     parent_order_no,
-    external_ref,
-    received_at as received_at_text,
-    {{ iso_to_shanghai('received_at') }} as received_at,
-    {{ iso_to_shanghai('due_at') }} as due_at,
-    {{ iso_to_shanghai('closed_at') }} as closed_at,
-    {{ iso_to_shanghai('updated_at') }} as updated_at
-from source
+    reply_content,
+    received_at_text,
+    received_at,
+    due_at,
+    closed_at,
+    updated_at,
+    unmapped_codes,
+    unmapped_codes is not null as has_unmapped_codes
+from checked

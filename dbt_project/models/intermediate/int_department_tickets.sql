@@ -1,0 +1,44 @@
+-- The departments' own view of the work orders they handle, one row per (system, order_no):
+-- 住建局 (SQL database), 城管局 (CSV drops), 供电公司 (XLSX drops). Used as a fallback for intake
+-- fields the hotline sent unusable, and for closes the hotline has not recorded yet.
+with zhujian as (
+    select 'zhujian' as source_system, 1 as system_rank, order_no, role, received_at, district_code,
+           street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record
+    from {{ ref('stg_zhujian__tickets') }}
+),
+
+chengguan as (
+    select 'chengguan' as source_system, 2 as system_rank, order_no, 'lead' as role, received_at, district_code,
+           street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record
+    from {{ ref('stg_chengguan__tickets') }}
+),
+
+gongdian as (
+    select 'gongdian' as source_system, 3 as system_rank, order_no, 'lead' as role, received_at, district_code,
+           cast(null as varchar) as street_code, category_code, status, closed_at, updated_at, has_unmapped_codes,
+           source_record
+    from {{ ref('stg_gongdian__tickets') }}
+),
+
+tickets as (
+    select * from zhujian
+    union all select * from chengguan
+    union all select * from gongdian
+),
+
+ranked as (
+    select
+        tickets.*,
+        row_number() over (
+            partition by source_system, order_no
+            order by has_unmapped_codes, updated_at desc, source_record
+        ) as version_rank
+    from tickets
+    where order_no is not null
+)
+
+select
+    source_system, system_rank, order_no, role, received_at, district_code, street_code, category_code,
+    status, closed_at, updated_at, has_unmapped_codes, source_record
+from ranked
+where version_rank = 1

@@ -1,0 +1,22 @@
+-- The lifecycle as an event log: the hotline's events, plus follow-up visits the survey system
+-- knows and the hotline does not (the survey system is authoritative for 回访 results).
+-- Grain: one row per event_id.
+with hotline as (
+    select event_id, order_no, event_type, dept_code, role, occurred_at, recorded_at, note,
+           'hotline' as source_system, source_record
+    from {{ ref('stg_hotline__events') }}
+    where event_id is not null and order_no is not null and occurred_at is not null
+),
+
+visits as (
+    select visit_id as event_id, order_no, 'visit' as event_type, cast(null as varchar) as dept_code,
+           cast(null as varchar) as role, visited_at as occurred_at, visited_at as recorded_at,
+           cast(null as varchar) as note, 'survey' as source_system, source_record
+    from {{ ref('stg_survey__visits') }}
+    where visit_id is not null and order_no is not null and visited_at is not null
+)
+
+select * from hotline
+union all
+select visits.* from visits
+where not exists (select 1 from hotline where hotline.event_id = visits.event_id)
