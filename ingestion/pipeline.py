@@ -156,6 +156,8 @@ def move_identities(warehouse: Path, entry: SourceEntry) -> int:
 
 def make_pipeline(entry: SourceEntry, warehouse: Path, dataset: str | None = None) -> dlt.Pipeline:
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    # every raw row carries the load that brought it: the warehouse's incremental runs key on it
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     pipeline = dlt.pipeline(
         pipeline_name=f"cv_{dataset or entry.dataset}",
         destination=dlt.destinations.duckdb(str(warehouse)),

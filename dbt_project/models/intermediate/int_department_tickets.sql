@@ -3,20 +3,20 @@
 -- fields the hotline sent unusable, and for closes the hotline has not recorded yet.
 with zhujian as (
     select 'zhujian' as source_system, 1 as system_rank, order_no, role, received_at, district_code,
-           street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record
+           street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record, load_id
     from {{ ref('stg_zhujian__tickets') }}
 ),
 
 chengguan as (
     select 'chengguan' as source_system, 2 as system_rank, order_no, 'lead' as role, received_at, district_code,
-           street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record
+           street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record, load_id
     from {{ ref('stg_chengguan__tickets') }}
 ),
 
 gongdian as (
     select 'gongdian' as source_system, 3 as system_rank, order_no, 'lead' as role, received_at, district_code,
            cast(null as varchar) as street_code, category_code, status, closed_at, updated_at, has_unmapped_codes,
-           source_record
+           source_record, load_id
     from {{ ref('stg_gongdian__tickets') }}
 ),
 
@@ -39,6 +39,6 @@ ranked as (
 
 select
     source_system, system_rank, order_no, role, received_at, district_code, street_code, category_code,
-    status, closed_at, updated_at, has_unmapped_codes, source_record
+    status, closed_at, updated_at, has_unmapped_codes, source_record, load_id
 from ranked
 where version_rank = 1

@@ -3,7 +3,7 @@
 -- Grain: one row per event_id.
 with hotline as (
     select event_id, order_no, event_type, dept_code, role, occurred_at, recorded_at, note,
-           'hotline' as source_system, source_record
+           'hotline' as source_system, source_record, load_id
     from {{ ref('stg_hotline__events') }}
     where event_id is not null and order_no is not null and occurred_at is not null
 ),
@@ -11,7 +11,7 @@ with hotline as (
 visits as (
     select visit_id as event_id, order_no, 'visit' as event_type, cast(null as varchar) as dept_code,
            cast(null as varchar) as role, visited_at as occurred_at, visited_at as recorded_at,
-           cast(null as varchar) as note, 'survey' as source_system, source_record
+           cast(null as varchar) as note, 'survey' as source_system, source_record, load_id
     from {{ ref('stg_survey__visits') }}
     where visit_id is not null and order_no is not null and visited_at is not null
 )

@@ -48,7 +48,8 @@ flags as (
         max(case when event_type = 'supervise' then 1 else 0 end) = 1 as is_supervised,
         max(case when event_type = 'redo' then 1 else 0 end) = 1 as is_redone,
         max(case when event_type = 'merge' then 1 else 0 end) = 1 as is_merged,
-        max(recorded_at) as last_event_recorded_at
+        max(recorded_at) as last_event_recorded_at,
+        max(load_id) as last_event_load_id
     from events
     group by order_no
 )
@@ -69,7 +70,8 @@ select
     flags.is_supervised,
     flags.is_redone,
     flags.is_merged,
-    flags.last_event_recorded_at
+    flags.last_event_recorded_at,
+    flags.last_event_load_id
 from flags
 left join first_dispatch on first_dispatch.order_no = flags.order_no
 left join last_dispatch on last_dispatch.order_no = flags.order_no

@@ -95,6 +95,8 @@ unified as (
         hotline.updated_at,
         lifecycle.last_event_recorded_at,
         department.updated_at as department_updated_at,
+        greatest(hotline.load_id, coalesce(lifecycle.last_event_load_id, hotline.load_id),
+                 coalesce(department.load_id, hotline.load_id)) as intake_load_id,
         hotline.source_record
     from hotline
     left join department on department.order_no = hotline.order_no
@@ -111,6 +113,9 @@ select
     greatest(unified.updated_at, coalesce(unified.last_event_recorded_at, unified.updated_at),
              coalesce(unified.department_updated_at, unified.updated_at),
              coalesce(visits.visited_at, unified.updated_at)) as source_updated_at,
+    -- the newest load that touched the order in any system: drives incremental runs (a load id,
+    -- not a business time, so a source whose clock runs ahead cannot hide later changes)
+    greatest(unified.intake_load_id, coalesce(visits.load_id, unified.intake_load_id)) as source_load_id,
     case
         when unified.received_at is null then 'no usable received time in any system'
         when unified.district_code is null then 'district unknown in every system'

@@ -4,8 +4,7 @@
 with events as (
     select * from {{ ref('int_work_order_events') }}
     {% if is_incremental() %}
-    where recorded_at >= (select max(recorded_at) from {{ this }})
-          - interval '{{ var("incremental_lookback_days", 3) }} days'
+    where load_id > (select max(load_id) from {{ this }})
     {% endif %}
 )
 
@@ -18,7 +17,8 @@ select
     events.role,
     events.occurred_at,
     events.recorded_at,
-    events.source_system
+    events.source_system,
+    events.load_id
 from events
 join {{ ref('int_work_orders_unified') }} as orders
     on orders.order_no = events.order_no and orders.rejection_reason is null

@@ -1,14 +1,15 @@
 {{ config(materialized='incremental', unique_key='order_no', incremental_strategy='delete+insert',
           on_schema_change='fail') }}
 -- 工单事实表: one row per valid work order, with its timeliness against the SLA as of the newest
--- data loaded. Incremental: a run rebuilds only orders whose sources changed since the previous
--- run (minus a lookback of var('incremental_lookback_days')); a full refresh gives the same table.
+-- data loaded. Incremental: a run rebuilds the orders touched by any load since the previous run
+-- (by dlt load id) and every order still open (whose 超期 flag moves with time); a full refresh
+-- gives the same table.
 with orders as (
     select * from {{ ref('int_work_orders_unified') }}
     where rejection_reason is null
     {% if is_incremental() %}
-      and source_updated_at >= (select max(source_updated_at) from {{ this }})
-          - interval '{{ var("incremental_lookback_days", 3) }} days'
+      and (source_load_id > (select max(source_load_id) from {{ this }})
+           or order_no in (select order_no from {{ this }} where closed_at is null))
     {% endif %}
 ),
 
@@ -66,7 +67,8 @@ select
     orders.is_confidential,
     orders.caller_key,
     orders.caller_phone_masked,
-    orders.source_updated_at
+    orders.source_updated_at,
+    orders.source_load_id
 from orders
 cross join observed
 left join {{ ref('int_work_order_sla') }} as sla on sla.order_no = orders.order_no

@@ -16,6 +16,7 @@ with source as (
 
 renamed as (
     select
+        cast(_dlt_load_id as decimal(20, 7)) as load_id,
         nullif(trim("工单编号"), '') as order_no,
         "_source_file" as source_file,
         "_source_line" as source_line,
@@ -80,6 +81,7 @@ mapped as (
 )
 
 select
+    load_id,
     order_no,
     source_file || ':' || cast(source_line as varchar) as source_record,
     source_file,

@@ -16,6 +16,7 @@ with source as (
 
 renamed as (
     select
+        cast(_dlt_load_id as decimal(20, 7)) as load_id,
         nullif(trim(work_id), '') as ticket_id,
         nullif(trim(ticket_no), '') as order_no,
         "_source_file" as source_file,
@@ -73,6 +74,7 @@ mapped as (
 )
 
 select
+    load_id,
     ticket_id,
     source_file || ':' || cast(source_line as varchar) as source_record,
     order_no,

@@ -5,6 +5,7 @@ with source as (
 
 renamed as (
     select
+        cast(_dlt_load_id as decimal(20, 7)) as load_id,
         nullif(trim(event_id), '') as event_id,
         nullif(trim(order_no), '') as order_no,
         nullif(trim(event_type), '') as event_type,
@@ -17,6 +18,7 @@ renamed as (
 )
 
 select
+    renamed.load_id,
     renamed.event_id,
     'event_id=' || renamed.event_id as source_record,
     renamed.order_no,

@@ -11,6 +11,7 @@ with source as (
 
 renamed as (
     select
+        cast(_dlt_load_id as decimal(20, 7)) as load_id,
         nullif(trim(order_no), '') as order_no,
         nullif(trim(channel_code), '') as channel_code,
         nullif(trim(demand_type_code), '') as demand_type_code,
@@ -73,6 +74,7 @@ checked as (
 )
 
 select
+    load_id,
     order_no,
     'order_no=' || order_no as source_record,
     channel_code,

@@ -9,6 +9,7 @@ with source as (
 
 renamed as (
     select
+        cast(_dlt_load_id as decimal(20, 7)) as load_id,
         nullif(trim(visit_id), '') as visit_id,
         nullif(trim(ticket), '') as order_no,
         "_source_file" as source_file,
@@ -22,6 +23,7 @@ renamed as (
 )
 
 select
+    renamed.load_id,
     renamed.visit_id,
     renamed.source_file || ':' || cast(renamed.source_line as varchar) as source_record,
     renamed.order_no,

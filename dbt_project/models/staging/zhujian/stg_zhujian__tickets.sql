@@ -12,6 +12,7 @@ with source as (
 
 renamed as (
     select
+        cast(_dlt_load_id as decimal(20, 7)) as load_id,
         nullif(trim(bjbh), '') as ticket_id,
         nullif(trim(gdbh), '') as order_no,
         nullif(trim(zbxb), '') as source_role,
@@ -65,6 +66,7 @@ mapped as (
 )
 
 select
+    load_id,
     ticket_id,
     'bjbh=' || ticket_id as source_record,
     order_no,
