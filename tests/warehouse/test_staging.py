@@ -5,63 +5,31 @@ ground truth (truth/work_orders.parquet, events.parquet, system_records.parquet,
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from citizen_voice import settings
 from simulator import exports
 from simulator.generator import SandboxParams
-from simulator.manifest import build_sandbox
 from simulator.reference import RESOLUTION_STANDARD, SATISFACTION_STANDARD
-from simulator.servers import SandboxServers
 
-SOURCES = ("hotline", "app311", "zhujian", "chengguan", "gongdian", "survey")
 UNKNOWN_CODE_FAULTS = {"unknown_district", "unknown_category", "invalid_value"}
-# Registry overrides that would point the file and SQL sources away from the test's sandbox.
-OVERRIDES = ("CV_ZHUJIAN_URL", "CV_CHENGGUAN_DROPS", "CV_GONGDIAN_DROPS", "CV_SURVEY_EXPORTS")
 
 
 @pytest.fixture(scope="module")
-def staged(tmp_path_factory):
+def staged(tmp_path_factory, ingest_city, dbt):
     """Build, serve and ingest a small city, then `dbt build` the seeds and staging models."""
-    from ingestion import pipeline
-
     work = tmp_path_factory.mktemp("staging")
-    built = work / "city"
-    build_sandbox(SandboxParams(days=30, orders_per_day=50, seed=11), built)
-    sandbox = work / "sandbox"  # a copy: file-drop ingestion moves rejected files aside
-    shutil.copytree(built, sandbox)
-    warehouse = work / "warehouse.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        for name in OVERRIDES:
-            mp.delenv(name, raising=False)
-        mp.setenv("CV_SANDBOX", str(sandbox))
-        mp.setenv("CV_WAREHOUSE", str(warehouse))
-        with SandboxServers(sandbox, hotline_port=0, open311_port=0,
-                            hotline_token=settings.hotline_token()) as servers:
-            mp.setenv("CV_HOTLINE_URL", servers.hotline_url)
-            mp.setenv("CV_OPEN311_URL", servers.open311_url)
-            loads = {name: pipeline.run(name, warehouse) for name in SOURCES}
-        project = settings.dbt_project_dir()
-        dbt = Path(sys.executable).parent / "dbt"
-        result = subprocess.run(
-            [str(dbt), "build", "--select", "path:seeds", "path:models/staging",
-             "--project-dir", str(project), "--profiles-dir", str(project),
-             "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs")],
-            env={**os.environ, "CV_WAREHOUSE": str(warehouse)}, capture_output=True, text=True, timeout=300)
+    city = ingest_city(work, SandboxParams(days=30, orders_per_day=50, seed=11))
+    result = dbt(work, "build", "--select", "path:seeds", "path:models/staging", warehouse=city["warehouse"],
+                 timeout=300)
     run_results = None
     if (work / "dbt_target" / "run_results.json").exists():
         run_results = json.loads((work / "dbt_target" / "run_results.json").read_text(encoding="utf-8"))
-    return {"work": work, "truth": built / "truth", "warehouse": warehouse, "loads": loads, "dbt": result,
-            "run_results": run_results}
+    return {"work": work, "truth": city["truth"], "warehouse": city["warehouse"], "loads": city["loads"],
+            "dbt": result, "run_results": run_results}
 
 
 @pytest.fixture(scope="module")

@@ -2,19 +2,19 @@
 -- 住建局 (SQL database), 城管局 (CSV drops), 供电公司 (XLSX drops). Used as a fallback for intake
 -- fields the hotline sent unusable, and for closes the hotline has not recorded yet.
 with zhujian as (
-    select 'zhujian' as source_system, 1 as system_rank, order_no, role, received_at, district_code,
+    select 'zhujian' as source_system, 'ZJJ' as department_code, 1 as system_rank, order_no, role, received_at, district_code,
            street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record, load_id
     from {{ ref('stg_zhujian__tickets') }}
 ),
 
 chengguan as (
-    select 'chengguan' as source_system, 2 as system_rank, order_no, 'lead' as role, received_at, district_code,
+    select 'chengguan' as source_system, 'CGJ' as department_code, 2 as system_rank, order_no, 'lead' as role, received_at, district_code,
            street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record, load_id
     from {{ ref('stg_chengguan__tickets') }}
 ),
 
 gongdian as (
-    select 'gongdian' as source_system, 3 as system_rank, order_no, 'lead' as role, received_at, district_code,
+    select 'gongdian' as source_system, 'GDGS' as department_code, 3 as system_rank, order_no, 'lead' as role, received_at, district_code,
            cast(null as varchar) as street_code, category_code, status, closed_at, updated_at, has_unmapped_codes,
            source_record, load_id
     from {{ ref('stg_gongdian__tickets') }}
@@ -38,7 +38,7 @@ ranked as (
 )
 
 select
-    source_system, system_rank, order_no, role, received_at, district_code, street_code, category_code,
+    source_system, department_code, system_rank, order_no, role, received_at, district_code, street_code, category_code,
     status, closed_at, updated_at, has_unmapped_codes, source_record, load_id
 from ranked
 where version_rank = 1

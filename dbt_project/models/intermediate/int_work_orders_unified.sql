@@ -29,10 +29,13 @@ department as (
 ),
 
 lead_department_close as (
-    select order_no, max(closed_at) as closed_at
-    from {{ ref('int_department_tickets') }}
-    where role = 'lead' and closed_at is not null
-    group by order_no
+    -- the close reported by the system of the unit that currently leads the order (after 改派)
+    select tickets.order_no, max(tickets.closed_at) as closed_at
+    from {{ ref('int_department_tickets') }} as tickets
+    join {{ ref('int_work_order_lifecycle') }} as lifecycle
+        on lifecycle.order_no = tickets.order_no and lifecycle.lead_dept_code = tickets.department_code
+    where tickets.role = 'lead' and tickets.closed_at is not null
+    group by tickets.order_no
 ),
 
 visits_ranked as (
