@@ -34,8 +34,13 @@ ui: setup
 	trap "kill $$server" EXIT INT TERM; \
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m orchestration.definitions
 
+# Benchmark (never a pass/fail test): make bench SCALE=100000 [SEED=…] [STAGES=generate,ingest] [REPEAT=3];
+# documented sizes 10000, 100000, 1000000.
+# The city is cached per seed and size under data/bench/; results in bench/results/ (see bench/run.py).
+bench: SCALE ?= 10000
+bench: SEED ?= 12345
 bench: setup
-	@echo "make bench: not yet — the benchmark harness arrives with the performance issue (#10)."
+	$(BIN)/python -m bench --scale $(SCALE) --seed $(SEED) $(if $(STAGES),--stages $(STAGES)) $(if $(REPEAT),--repeat $(REPEAT))
 
 clean:
 	rm -rf data .dagster_home dbt_project/target dbt_project/logs
