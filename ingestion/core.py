@@ -10,6 +10,7 @@ them for records it has yielded.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -40,3 +41,25 @@ Extractor = Callable[[SourceEntry, dict], Iterator[Batch | Rejected]]
 
 def row_count(rows: list[dict] | pa.Table) -> int:
     return rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+
+
+def as_text(value) -> str | None:
+    """Raw-layer rendering of a JSON value: text as is, scalars as JSON text, lists/objects as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def text_table(rows: list[dict]) -> pa.Table:
+    """All-text Arrow table over the union of the rows' keys (first-seen order): the raw layer keeps
+    values as sent, so a type change in a source cannot break a load."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            columns.setdefault(key, None)
+    return pa.table({name: pa.array([as_text(row.get(name)) for row in rows], type=pa.string())
+                     for name in columns})

@@ -34,9 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pyarrow as pa
-
-from ingestion.core import Batch, Rejected
+from ingestion.core import Batch, Rejected, text_table
 from ingestion.http import JsonApiClient, RequestRefused, RetryPolicy, SourceUnavailable
 from ingestion.registry import Open311Source, SourceEntry
 
@@ -69,27 +67,6 @@ def _parse_epoch(text: str, tz: ZoneInfo) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
     return math.floor(value.timestamp())
-
-
-def _as_text(value) -> str | None:
-    """Raw-layer rendering of a JSON value: text as is, scalars as JSON text, lists/objects as JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _text_table(items: list[dict]) -> pa.Table:
-    """All-text Arrow table over the union of the items' keys (first-seen order)."""
-    columns: dict[str, None] = {}
-    for item in items:
-        for key in item:
-            columns.setdefault(key, None)
-    return pa.table({name: pa.array([_as_text(item.get(name)) for item in items], type=pa.string())
-                     for name in columns})
 
 
 def _local_name(tag: str) -> str:
@@ -227,7 +204,7 @@ class _Run:
         if not fresh:
             return None
         self.stats["records"] += len(fresh)
-        return Batch(REQUESTS_TABLE, _text_table(fresh), origin)
+        return Batch(REQUESTS_TABLE, text_table(fresh), origin)
 
     def reject(self, start: int, end: int, origin: str, error: Exception) -> Iterator[Rejected]:
         reason = (f"HTTP {error.status}: {_error_text(error.body)}" if isinstance(error, RequestRefused)
@@ -337,7 +314,7 @@ def _services(run: _Run) -> Iterator[Batch]:
             f"{SERVICES_TABLE}.{run.fmt} ({detail}); check base_url (the GeoReport v2 endpoint), "
             "format, api_key and jurisdiction_id") from error
     if items:
-        yield Batch(SERVICES_TABLE, _text_table(items), f"GET {SERVICES_TABLE}.{run.fmt}")
+        yield Batch(SERVICES_TABLE, text_table(items), f"GET {SERVICES_TABLE}.{run.fmt}")
 
 
 def _client(entry: SourceEntry, system: Open311Source) -> tuple[JsonApiClient, dict]:

@@ -7,32 +7,9 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import pyarrow as pa
-
-from ingestion.core import Batch
+from ingestion.core import Batch, text_table
 from ingestion.http import JsonApiClient, RetryPolicy, SourceUnavailable
 from ingestion.registry import RestApiSource, RestEndpoint, SourceEntry
-
-
-def as_text(value) -> str | None:
-    """Raw-layer rendering of a JSON value: text as is, scalars as JSON text, lists/objects as JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def text_table(rows: list[dict]) -> pa.Table:
-    """All-text Arrow table over the union of the rows' keys (first-seen order)."""
-    columns: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            columns.setdefault(key, None)
-    return pa.table({name: pa.array([as_text(row.get(name)) for row in rows], type=pa.string())
-                     for name in columns})
 
 
 def _client(system: RestApiSource, source_name: str) -> JsonApiClient:
