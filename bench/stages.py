@@ -254,3 +254,42 @@ def _jsonable(value):
         return json.loads(json.dumps(value, default=str))
     except (TypeError, ValueError):
         return str(value)
+
+
+# -- transform ---------------------------------------------------------------------------------------------------
+@stage("transform")
+def transform(ctx: Context) -> list[Stage]:
+    """dbt build of the ingested warehouse: full refresh, then the floor (the same compiled SQL run
+    directly in DuckDB on a copy), then an incremental build with no new data (the fixed cost of a
+    daily run: dbt start-up, tests, the rebuilt intermediates and open orders)."""
+    if not ctx.warehouse.exists():
+        return [Stage(name="transform", notes="skipped: no ingested warehouse (run the ingest stage first)")]
+    target = str(ctx.work_dir / "dbt_target")
+    args = {"warehouse": str(ctx.warehouse), "target_path": target}
+    full = ctx.measure("transform_dbt", {**args, "mode": "full"}, label="transform-full")
+    if not full.ok:
+        return [Stage(name="transform", peak_rss_mb=full.peak_rss_mb, notes=f"failed: {full.error[:300]}")]
+    floor_copy = ctx.work_dir / "floor-transform.duckdb"
+    shutil.copyfile(ctx.warehouse, floor_copy)
+    fm = ctx.measure("floor_transform_sql", {"warehouse": str(floor_copy), "target_path": target,
+                                              "catalog": str(ctx.warehouse)},
+                     label="floor-transform")
+    floor_copy.unlink(missing_ok=True)
+    floor = None
+    if fm.ok:
+        floor = Floor(name="model SQL in DuckDB", seconds=fm.seconds, rows=fm.rows, peak_rss_mb=fm.peak_rss_mb,
+                      notes=fm.result.get("how", ""))
+    incremental = ctx.measure("transform_dbt", {**args, "mode": "incremental"}, label="transform-incremental")
+    records = [Stage.measured("transform", full.seconds, full.rows, full.peak_rss_mb, floor=floor,
+                              notes=f"dbt build --full-refresh (models, seeds, data and unit tests); "
+                                    f"{full.result.get('dbt_summary', '')}"
+                                    + ("" if fm.ok else f"; floor failed: {fm.error[:200]}"),
+                              details=full.result)]
+    if incremental.ok:
+        records.append(Stage.measured("transform · incremental", incremental.seconds, incremental.rows,
+                                      incremental.peak_rss_mb,
+                                      notes="dbt build after no new loads: the fixed cost of a daily run",
+                                      details=incremental.result))
+    else:
+        records.append(Stage(name="transform · incremental", notes=f"failed: {incremental.error[:300]}"))
+    return records

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import resource
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -382,3 +384,78 @@ def floor_http_paging(args: dict) -> dict:
                 offset += count
         session.close()
     return work.result(rows, pages=pages, how="plain paging client (requests + JSON decode only): the server's own rate")
+
+
+# -- transform ---------------------------------------------------------------------------------------------------
+def _dbt(args: dict, *extra: str) -> subprocess.CompletedProcess:
+    import os
+
+    from citizen_voice import settings
+
+    project = str(settings.dbt_project_dir())
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), *extra, "--project-dir", project, "--profiles-dir", project,
+         "--target-path", args["target_path"], "--log-path", args["target_path"] + "-logs"],
+        env={**os.environ, "CV_WAREHOUSE": args["warehouse"]}, capture_output=True, text=True)
+
+
+@task("transform_dbt")
+def transform_dbt(args: dict) -> dict:
+    """`dbt build` (seeds, models, data and unit tests) on the ingested warehouse: `--full-refresh` for
+    mode=full, a plain (incremental) build for mode=incremental."""
+    import duckdb
+
+    extra = ["--full-refresh"] if args["mode"] == "full" else []
+    with Work() as work:
+        result = _dbt(args, "build", *extra)
+    if result.returncode != 0:
+        raise RuntimeError(f"dbt build failed: {result.stdout[-2000:]}")
+    with duckdb.connect(args["warehouse"], read_only=True) as con:
+        orders = con.execute("select count(*) from marts.fct_work_orders").fetchone()[0]
+        events = con.execute("select count(*) from marts.fct_work_order_events").fetchone()[0]
+    summary = next((line for line in result.stdout.splitlines() if "Done. PASS=" in line), "")
+    summary = re.sub(r"^\d{2}:\d{2}:\d{2}\s+", "", re.sub(r"\x1b\[[0-9;]*m", "", summary))
+    return work.result(orders, fct_work_orders=orders, fct_work_order_events=events, dbt_summary=summary.strip())
+
+
+def _models_in_order(manifest: dict) -> list[dict]:
+    nodes = {k: v for k, v in manifest["nodes"].items() if v["resource_type"] == "model"}
+    ordered, seen = [], set()
+
+    def visit(key: str) -> None:
+        if key in seen or key not in nodes:
+            return
+        seen.add(key)
+        for parent in nodes[key]["depends_on"]["nodes"]:
+            visit(parent)
+        ordered.append(nodes[key])
+
+    for key in sorted(nodes):
+        visit(key)
+    return ordered
+
+
+@task("floor_transform_sql")
+def floor_transform_sql(args: dict) -> dict:
+    """The floor: every model's compiled SQL (from the dbt build's manifest, full-refresh form) run
+    directly in DuckDB as `create or replace table` (views as views), in dependency order, no dbt, no
+    tests."""
+    import duckdb
+
+    manifest = json.loads((Path(args["target_path"]) / "manifest.json").read_text(encoding="utf-8"))
+    models = _models_in_order(manifest)
+    missing = [m["name"] for m in models if not m.get("compiled_code")]
+    if missing:
+        raise RuntimeError(f"manifest has no compiled SQL for {missing}")
+    # the compiled SQL names the catalog after the warehouse file's stem, so the copy is attached under it
+    con = duckdb.connect()
+    con.execute(f"attach {_sql_string(args['warehouse'])} as {Path(args['catalog']).stem}")
+    con.execute(f"use {Path(args['catalog']).stem}")
+    with Work() as work:
+        for model in models:
+            relation = f'"{model["schema"]}"."{model["alias"]}"'
+            kind = "view" if model["config"]["materialized"] == "view" else "table"
+            con.execute(f"create or replace {kind} {relation} as {model['compiled_code']}")
+    orders = con.execute("select count(*) from marts.fct_work_orders").fetchone()[0]
+    con.close()
+    return work.result(orders, models=len(models), how="compiled model SQL run directly in DuckDB")
