@@ -39,20 +39,8 @@ renamed as (
     from source
 ),
 
-ranked as (
-    select
-        renamed.*,
-        row_number() over (
-            partition by order_no
-            order by updated_at desc nulls last, source_file desc, source_line asc
-        ) as snapshot_rank,
-        count(*) over (partition by order_no) as snapshot_count,
-        count(*) over (partition by order_no, updated_at) as versions_at_update
-    from renamed
-),
-
 latest as (
-    select * from ranked where snapshot_rank = 1
+    {{ latest_file_snapshot('renamed', 'order_no') }}
 ),
 
 mapped as (

@@ -37,20 +37,8 @@ renamed as (
     from source
 ),
 
-ranked as (
-    select
-        renamed.*,
-        row_number() over (
-            partition by ticket_id
-            order by updated_at desc nulls last, source_file desc, source_line asc
-        ) as snapshot_rank,
-        count(*) over (partition by ticket_id) as snapshot_count,
-        count(*) over (partition by ticket_id, updated_at) as versions_at_update
-    from renamed
-),
-
 latest as (
-    select * from ranked where snapshot_rank = 1
+    {{ latest_file_snapshot('renamed', 'ticket_id') }}
 ),
 
 mapped as (
