@@ -9,6 +9,10 @@ project-local defaults so a fresh clone works without configuration.
   CV_PSEUDONYM_KEY, CV_IDENTITY_KEY   keys for pseudonyms and encrypted identifiers
                   (citizen_voice.privacy; a generated key under data/.secrets/ for the sandbox)
   CV_REQUIRE_KEYS=1  refuse to generate keys (production)
+  CV_OPS_DIR      operational records: alerts          (default data/ops)
+  CV_ALERT_WEBHOOK_URL     post each alert to this URL (optional; secret, from the environment)
+  CV_ALERT_WEBHOOK_FORMAT  json (default), wecom (企业微信机器人) or dingtalk (钉钉机器人)
+  CV_DAGSTER_UI_URL        base address of the Dagster UI used in alert links (default http://127.0.0.1:3000)
 Department systems' addresses and credentials are named per source in ingestion/sources.yaml
 (e.g. CV_HOTLINE_URL, CV_HOTLINE_TOKEN, CV_ZHUJIAN_URL).
 """
@@ -54,3 +58,19 @@ def dagster_home() -> Path:
 
 def hotline_token() -> str:
     return os.environ.get("CV_HOTLINE_TOKEN", SANDBOX_HOTLINE_TOKEN)
+
+
+def ops_dir() -> Path:
+    return _path("CV_OPS_DIR", "data/ops")
+
+
+def alert_webhook_url() -> str | None:
+    return os.environ.get("CV_ALERT_WEBHOOK_URL") or None
+
+
+def alert_webhook_format() -> str:
+    return os.environ.get("CV_ALERT_WEBHOOK_FORMAT", "json")
+
+
+def dagster_ui_url() -> str:
+    return os.environ.get("CV_DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/")

@@ -3,7 +3,7 @@ read when Dagster loads the code location, not at import."""
 
 import dagster as dg
 
-from orchestration.defs import indicators, ingestion, publish, warehouse
+from orchestration.defs import indicators, ingestion, operations, publish, warehouse
 
 
 @dg.definitions
@@ -13,4 +13,5 @@ def defs() -> dg.Definitions:
         warehouse.build_defs(),
         indicators.build_defs(),
         publish.build_defs(),
+        operations.build_defs(),
     )

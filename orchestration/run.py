@@ -7,12 +7,24 @@ import dagster as dg
 
 from citizen_voice import settings
 
+INSTANCE_FILES = {"local": "dagster.yaml", "postgres": "deploy/dagster.postgres.yaml"}
+
+
+def instance_file() -> str:
+    """The repository's instance configuration chosen by CV_DAGSTER_INSTANCE (local or postgres)."""
+    choice = os.environ.get("CV_DAGSTER_INSTANCE", "local")
+    if choice not in INSTANCE_FILES:
+        raise ValueError(f"CV_DAGSTER_INSTANCE must be one of {', '.join(INSTANCE_FILES)}, not {choice!r}")
+    if choice == "postgres" and not os.environ.get("DAGSTER_PG_URL"):
+        raise ValueError("CV_DAGSTER_INSTANCE=postgres needs DAGSTER_PG_URL (the run and event storage database)")
+    return INSTANCE_FILES[choice]
+
 
 def prepare_dagster_home() -> dg.DagsterInstance:
-    """Use the project-local DAGSTER_HOME, with the repository's dagster.yaml in it."""
+    """Use the project-local DAGSTER_HOME, with the chosen instance configuration in it."""
     home = settings.dagster_home()
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(settings.project_root() / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(settings.project_root() / instance_file(), home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 

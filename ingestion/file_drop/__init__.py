@@ -576,6 +576,41 @@ def matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name.casefold(), pattern.casefold())
 
 
+def new_drop_files(entry: SourceEntry, files: dict[str, list], hashes: set[str]) -> list[str]:
+    """Files in a drop folder whose content was never seen — what a watcher triggers a load for.
+
+    `files` (name → [size, mtime_ns, sha256]) and `hashes` (every content seen) are the watcher's memory
+    and are updated in place; a file is hashed again only when its size or time changed. A file dropped
+    again, under its own or another name, has a known hash and is not new."""
+    system = entry.system
+    if not isinstance(system, FileDropSource):
+        raise TypeError(f"{entry.name}: not a file_drop source")
+    folder = Path(system.folder.resolve(f"{entry.name}: system.folder"))
+    if not folder.is_dir():
+        return []
+    present: dict[str, list] = {}
+    new: list[str] = []
+    for item in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not item.is_file() or not any(matches(item.name, f.pattern) for f in system.files):
+            continue
+        stat = item.stat()
+        previous = files.get(item.name)
+        if previous and previous[0] == stat.st_size and previous[1] == stat.st_mtime_ns:
+            present[item.name] = previous
+            continue
+        try:
+            sha = hashlib.sha256(Path(item.path).read_bytes()).hexdigest()
+        except OSError:
+            continue  # vanished or unreadable: looked at again next time
+        present[item.name] = [stat.st_size, stat.st_mtime_ns, sha]
+        if sha not in hashes:
+            new.append(item.name)
+            hashes.add(sha)
+    files.clear()
+    files.update(present)
+    return new
+
+
 def reason_text(name: str, entry: SourceEntry, family: FileFamily, problem: FileProblem, sha: str, size: int,
                 when: datetime, moved_to: str | None) -> str:
     where = f"已移到 {REJECTED_DIR}/{moved_to}" if moved_to else "未能移走，仍在原处（已记录，不会重复读取）"

@@ -1,0 +1,1 @@
+"""Operating the platform: alerts and status."""

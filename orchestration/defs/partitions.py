@@ -1,0 +1,10 @@
+"""The platform's partitions, shared by every domain: days and months in Asia/Shanghai."""
+
+import dagster as dg
+
+TIMEZONE = "Asia/Shanghai"
+# The first day a backfill may ask for; a hotline's history before this is out of the platform's scope.
+HISTORY_START = "2025-01-01"
+
+DAILY = dg.DailyPartitionsDefinition(start_date=HISTORY_START, timezone=TIMEZONE, end_offset=1)
+MONTHLY = dg.MonthlyPartitionsDefinition(start_date=HISTORY_START, timezone=TIMEZONE, end_offset=1)
