@@ -149,6 +149,50 @@ def bulletin(period: str = typer.Option(..., help="Month, YYYY-MM.")):
 
 
 @app.command()
+def status():
+    """Freshness of each source, last loads with counts, failed checks, recent runs, next scheduled runs
+    and recent alerts. Exit code 0: healthy; 1: something needs attention; 3: the warehouse is unreadable."""
+    from citizen_voice.ops.status import collect, stale_after
+
+    report = collect()
+    typer.echo(status_text(report, stale_after()))
+    if report.warehouse_error and not report.sources:
+        raise typer.Exit(3)
+    if report.problems():
+        raise typer.Exit(1)
+
+
+def _when(value) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "never"
+
+
+def status_text(report, stale_limit) -> str:
+    lines = [f"citizen-voice status at {_when(report.now)}", "", "sources (last load)"]
+    if report.warehouse_error:
+        lines.append(f"  ! {report.warehouse_error}")
+    for s in report.sources:
+        flag = "STALE" if s.is_stale(report.now, stale_limit) else "fresh"
+        lines.append(f"  {s.source:<10} {flag:<5} {_when(s.last_load_at):<16} received {s.received:>9,}  loaded "
+                     f"{s.loaded:>9,}  quarantined {s.quarantined:>6,}  rejected files {s.rejected_units}"
+                     f"{'' if s.reconciles else '  DOES NOT RECONCILE'}")
+    lines += ["", "failed checks (latest evaluation)"]
+    lines += [f"  {c['asset']}:{c['check']}  {c['severity']}{' blocking' if c['blocking'] else ''}  {_when(c['at'])}"
+              for c in report.failed_checks] or ["  none"]
+    lines += ["", "recent runs"]
+    lines += [f"  {r['status']:<9} {r['job']:<28} {_when(r['started'])}  {r['run_id'][:8]}"
+              for r in report.recent_runs] or ["  none"]
+    lines += ["", "next scheduled runs"]
+    lines += [f"  {n['schedule']:<28} {_when(n['next'])}  ({n['cron']} {n['timezone']}, {n['default_status'].lower()})"
+              for n in report.next_runs] or ["  none"]
+    lines += ["", "recent alerts"]
+    lines += [f"  #{a['alert_id']} {a['raised_at']} {a['kind']} {a['job'] or ''}: {a['error'].splitlines()[0][:100]}"
+              for a in report.alerts] or ["  none"]
+    problems = report.problems()
+    lines += ["", f"{len(problems)} problem(s)" + (": " + "; ".join(problems[:5]) if problems else ": all healthy")]
+    return "\n".join(lines)
+
+
+@app.command()
 def demo(
     days: int = typer.Option(DEMO_DAYS, help="Days of history in the sandbox city."),
     orders_per_day: int = typer.Option(DEMO_ORDERS_PER_DAY, help="Typical orders per working day."),

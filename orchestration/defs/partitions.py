@@ -6,5 +6,7 @@ TIMEZONE = "Asia/Shanghai"
 # The first day a backfill may ask for; a hotline's history before this is out of the platform's scope.
 HISTORY_START = "2025-01-01"
 
-DAILY = dg.DailyPartitionsDefinition(start_date=HISTORY_START, timezone=TIMEZONE, end_offset=1)
-MONTHLY = dg.MonthlyPartitionsDefinition(start_date=HISTORY_START, timezone=TIMEZONE, end_offset=1)
+# No end offset: the daily schedule at 06:00 runs the day just finished, the monthly one on the 1st the
+# month just finished.
+DAILY = dg.DailyPartitionsDefinition(start_date=HISTORY_START, timezone=TIMEZONE)
+MONTHLY = dg.MonthlyPartitionsDefinition(start_date=HISTORY_START, timezone=TIMEZONE)
