@@ -70,6 +70,24 @@ class _Processed:
     identities: pa.Table | None = None
 
 
+# Small batches (one per file, page or chunk) are joined up to this many rows before dlt sees them:
+# dlt's cost per item dominates for daily files of a few thousand rows.
+COALESCE_ROWS = 50_000
+
+
+def _concat(tables: list[pa.Table | None]) -> pa.Table | None:
+    present = [t for t in tables if t is not None and t.num_rows]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else pa.concat_tables(present, promote_options="permissive")
+
+
+def _coalesce(items: list[_Processed]) -> _Processed:
+    return _Processed(items[0].table, clean=_concat([i.clean for i in items]),
+                      quarantine=_concat([i.quarantine for i in items]),
+                      identities=_concat([i.identities for i in items]))
+
+
 def build_source(entry: SourceEntry, counts: LoadCounts):
     extract = extractor_for(entry.kind)
     protector = boundary.Protector(store_identities=entry.store_raw_identifiers)
@@ -86,6 +104,8 @@ def build_source(entry: SourceEntry, counts: LoadCounts):
         def extracted():
             state = dlt.current.resource_state()
             known_columns = state.setdefault("columns", {})
+            pending: dict[str, list[_Processed]] = defaultdict(list)
+            pending_rows: dict[str, int] = defaultdict(int)
             for item in extract(entry, state.setdefault("connector", {})):
                 if isinstance(item, Rejected):
                     counts.rejected_units.append({"table": item.table, "origin": item.origin,
@@ -107,7 +127,13 @@ def build_source(entry: SourceEntry, counts: LoadCounts):
                 counts.received[item.table] += result.received
                 counts.loaded[item.table] += result.loaded
                 counts.quarantined[item.table] += result.quarantined
-                yield _Processed(item.table, result.clean, result.quarantine, result.identities)
+                pending[item.table].append(_Processed(item.table, result.clean, result.quarantine, result.identities))
+                pending_rows[item.table] += result.received
+                if pending_rows[item.table] >= COALESCE_ROWS:
+                    yield _coalesce(pending.pop(item.table))
+                    pending_rows[item.table] = 0
+            for items in pending.values():
+                yield _coalesce(items)
 
         resources = [extracted]
         for spec in entry.tables:
