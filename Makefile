@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-pyproject
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export CV_HOME := $(CURDIR)
 
-.PHONY: setup demo test lint ui bench clean
+.PHONY: setup system-packages demo test lint ui bench clean
 
 # The virtualenv is cached: reinstalled only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -15,8 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	cp pyproject.toml $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) system-packages
 	$(BIN)/citizen-voice prepare
+
+# Debian packages: Chromium renders the bulletin's PDF (and screenshots it in the tests); Noto CJK
+# gives it Chinese glyphs. Installed once, only when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-packages:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then \
+		$(SUDO) apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium fonts-noto-cjk >/dev/null; }; \
+	fi
 
 demo: setup
 	$(BIN)/citizen-voice demo
