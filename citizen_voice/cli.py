@@ -163,7 +163,10 @@ def status():
 
 
 def _when(value) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "never"
+    """A time in the platform's zone (Asia/Shanghai), whatever the server's own zone is."""
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") if value else "never"
 
 
 def status_text(report, stale_limit) -> str:

@@ -149,6 +149,7 @@ def collect(now: datetime | None = None) -> Status:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             status.failed_checks = failed_checks(instance)
             status.recent_runs = recent_runs(instance)
-    status.next_runs = next_runs(defs().schedules or [], now)
+    definitions = defs()
+    status.next_runs = next_runs([definitions.resolve_schedule_def(s.name) for s in definitions.schedules or []], now)
     status.alerts = AlertStore().recent(5)
     return status

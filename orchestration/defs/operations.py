@@ -1,8 +1,15 @@
-"""Operations: alerts on failed runs and failed blocking checks."""
+"""Operations: the jobs and schedules that run the platform every day, and alerts on failed runs and
+failed blocking checks."""
+
+from datetime import timedelta
 
 import dagster as dg
 
 from citizen_voice.ops.alerts import Alert, raise_alert, run_link
+from orchestration.defs.partitions import DAILY, MONTHLY
+
+DAILY_JOB = "daily_update"
+MONTHLY_JOB = "monthly_bulletin"
 
 
 def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
@@ -50,5 +57,60 @@ def alert_on_failure(context: dg.RunFailureSensorContext):
     context.log.info(f"alert {alert_id} recorded for run {context.dagster_run.run_id}; webhook {delivery}")
 
 
-def build_defs() -> dg.Definitions:
-    return dg.Definitions(sensors=[alert_on_failure])
+def _keys_by_partitioning(domains: dg.Definitions) -> tuple[list[dg.AssetKey], list[dg.AssetKey]]:
+    graph = domains.resolve_asset_graph()
+    daily, monthly = [], []
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.is_external:
+            continue
+        if node.partitions_def == MONTHLY:
+            monthly.append(key)
+        elif node.partitions_def in (None, DAILY):
+            daily.append(key)
+    return sorted(daily), sorted(monthly)
+
+
+def jobs_and_schedules(domains: dg.Definitions) -> tuple[list, list]:
+    """daily_update: every unpartitioned or daily asset (load, transform, checks, text, daily indicators,
+    publication of shares and the serving copy), at 06:00 Asia/Shanghai for the day just finished.
+    monthly_bulletin: the monthly indicators, scores and the bulletin, on the 1st at 08:00 for the month
+    just finished. Both on by default: each run goes through the one-writer warehouse pool."""
+    daily, monthly = _keys_by_partitioning(domains)
+    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*daily),
+                                    description="The morning update: loads, warehouse, checks, text, daily "
+                                                "indicators and publications.")
+    monthly_job = dg.define_asset_job(MONTHLY_JOB, selection=dg.AssetSelection.assets(*monthly),
+                                      description="Monthly indicators, scores, rankings and the 市民之声 bulletin.")
+    has_daily_partitions = any(domains.resolve_asset_graph().get(k).partitions_def == DAILY for k in daily)
+    if has_daily_partitions:
+        daily_schedule = dg.build_schedule_from_partitioned_job(
+            daily_job, hour_of_day=6, minute_of_hour=0, default_status=dg.DefaultScheduleStatus.RUNNING,
+            name=f"{DAILY_JOB}_schedule")
+    else:
+        daily_schedule = dg.ScheduleDefinition(name=f"{DAILY_JOB}_schedule", job=daily_job, cron_schedule="0 6 * * *",
+                                               execution_timezone=DAILY.timezone,
+                                               default_status=dg.DefaultScheduleStatus.RUNNING)
+    monthly_schedule = dg.build_schedule_from_partitioned_job(
+        monthly_job, day_of_month=1, hour_of_day=8, minute_of_hour=0,
+        default_status=dg.DefaultScheduleStatus.RUNNING, name=f"{MONTHLY_JOB}_schedule")
+    return [daily_job, monthly_job], [daily_schedule, monthly_schedule]
+
+
+# Published outputs must be renewed by the morning run (warn after 26 h, fail after 30 h) or, for the
+# monthly ones, within the first days of the next month.
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26))
+MONTHLY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=33), warn_window=timedelta(days=32))
+PUBLISHED_GROUPS = ("publish",)
+
+
+def with_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
+    if spec.group_name not in PUBLISHED_GROUPS and spec.key.path[0] != "marts":
+        return spec
+    policy = MONTHLY_FRESHNESS if spec.partitions_def == MONTHLY else DAILY_FRESHNESS
+    return spec.replace_attributes(freshness_policy=policy)
+
+
+def build_defs(domains: dg.Definitions) -> dg.Definitions:
+    jobs, schedules = jobs_and_schedules(domains)
+    return dg.Definitions(jobs=jobs, schedules=schedules, sensors=[alert_on_failure])
