@@ -13,10 +13,12 @@ from pathlib import Path
 import typer
 
 from citizen_voice import settings
+from citizen_voice.indicators.cli import indicators_app
 
 app = typer.Typer(help="citizen-voice (市民之声数据平台): 12345 hotline data platform.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The sandbox city: generate it, serve its department systems.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(indicators_app, name="indicators")
 
 DEMO_DAYS = 92
 DEMO_ORDERS_PER_DAY = 150

@@ -1,67 +1,48 @@
-"""受理量 and 按时办结率 per district and month — the walking skeleton's first indicator.
+"""indicators.district_monthly: the walking skeleton's table (受理量 and 按时办结率 per district and
+month, and for the whole city), kept for the bulletin as a view over indicators.indicator_values.
 
-Definitions (version 1):
-Rows per month: one per district (grain 'district') and one for the whole city (grain 'city').
-- 受理量 (received): valid work orders received in the month, by the district reported on.
-- 按时办结率 (on-time close rate) = orders closed no later than their due time ÷ orders due
-  to close in the month (dispatched orders whose due time falls in the month and has passed
-  when the data was observed). Direct answers and undispatched orders have no due time.
+Columns as before: period, grain ('city' | 'district'), district_code, district_name, received,
+due_to_close, closed_on_time, on_time_close_rate (4 decimals), definition_version (of 按时办结率).
 """
 
 from __future__ import annotations
 
 import duckdb
 
-TABLE = "indicators.district_monthly"
-DEFINITION_VERSION = 1
+from citizen_voice.indicators.engine import VALUES
 
-SQL = """
-with orders as (
-    select * from marts.fct_work_orders
-),
-observed as (
-    select max(coalesce(closed_at, received_at)) as observed_at from orders
-),
-received as (
-    select strftime(received_at, '%Y-%m') as period, district_code, count(*) as received
-    from orders group by grouping sets ((1, district_code), (1))
-),
-due as (
-    select strftime(due_at, '%Y-%m') as period, district_code,
-           count(*) as due_to_close,
-           count(*) filter (where is_closed_on_time) as closed_on_time
-    from orders, observed
-    where due_at is not null and due_at <= observed.observed_at
-    group by grouping sets ((1, district_code), (1))
-)
-select
-    coalesce(received.period, due.period) as period,
-    case when districts.district_code is null then 'city' else 'district' end as grain,
-    coalesce(received.district_code, due.district_code) as district_code,
-    coalesce(districts.district_name, '全市') as district_name,
-    coalesce(received.received, 0) as received,
-    coalesce(due.due_to_close, 0) as due_to_close,
-    coalesce(due.closed_on_time, 0) as closed_on_time,
-    case when due.due_to_close > 0 then round(due.closed_on_time / due.due_to_close, 4) end as on_time_close_rate,
-    {version} as definition_version
-from received
-full outer join due on due.period = received.period
-    and due.district_code is not distinct from received.district_code
-left join marts.dim_district as districts
-    on districts.district_code = coalesce(received.district_code, due.district_code)
-order by period, grain, district_code
+TABLE = "indicators.district_monthly"
+
+VIEW_SQL = f"""
+create or replace view {TABLE} as
+select period,
+       grain,
+       case when grain = 'district' then unit_code end as district_code,
+       unit_name as district_name,
+       cast(coalesce(max(value) filter (where indicator_key = 'received'), 0) as bigint) as received,
+       cast(coalesce(max(denominator) filter (where indicator_key = 'on_time_close_rate'), 0) as bigint)
+           as due_to_close,
+       cast(coalesce(max(numerator) filter (where indicator_key = 'on_time_close_rate'), 0) as bigint)
+           as closed_on_time,
+       round(max(value) filter (where indicator_key = 'on_time_close_rate'), 4) as on_time_close_rate,
+       max(definition_version) filter (where indicator_key = 'on_time_close_rate') as definition_version
+from {VALUES}
+where period_type = 'month' and grain in ('city', 'district')
+group by period, grain, unit_code, unit_name
 """
 
 
-def compute(con: duckdb.DuckDBPyConnection) -> int:
-    """(Re)build the table from the marts; returns its row count."""
-    con.execute("create schema if not exists indicators")
-    con.execute(f"create or replace table {TABLE} as {SQL.format(version=DEFINITION_VERSION)}")
-    return con.execute(f"select count(*) from {TABLE}").fetchone()[0]
+def create_view(con: duckdb.DuckDBPyConnection) -> None:
+    # the walking skeleton made this a table; it is a view now
+    if con.execute("select count(*) from information_schema.tables where table_schema = 'indicators' "
+                   "and table_name = 'district_monthly' and table_type = 'BASE TABLE'").fetchone()[0]:
+        con.execute(f"drop table {TABLE}")
+    con.execute(VIEW_SQL)
 
 
 def read(con: duckdb.DuckDBPyConnection, period: str | None = None) -> list[dict]:
     where = "where period = ?" if period else ""
-    cursor = con.execute(f"select * from {TABLE} {where} order by period, district_code", [period] if period else [])
+    cursor = con.execute(f"select * from {TABLE} {where} order by period, district_code nulls first",
+                         [period] if period else [])
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
