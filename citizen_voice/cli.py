@@ -14,11 +14,15 @@ import typer
 
 from citizen_voice import settings
 from citizen_voice.indicators.cli import indicators_app
+from citizen_voice.publish.cli import publish_app
+from citizen_voice.text.cli import classify_app
 
 app = typer.Typer(help="citizen-voice (市民之声数据平台): 12345 hotline data platform.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The sandbox city: generate it, serve its department systems.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(indicators_app, name="indicators")
+app.add_typer(classify_app, name="classify")
+app.add_typer(publish_app, name="publish")
 
 DEMO_DAYS = 92
 DEMO_ORDERS_PER_DAY = 150

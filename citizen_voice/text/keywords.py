@@ -1,0 +1,140 @@
+"""Keywords by TF-IDF, with document frequencies learned from the platform's own corpus.
+
+* `text.term_document_frequency`: for every token, in how many work orders it occurs (the corpus
+  is `text.order_tokens`); rebuilt on each run (one vectorised SQL pass).
+* `text.order_keywords`: the top-k terms of each order by (1 + ln tf) * idf, idf = ln((1+N)/(1+df)) + 1.
+  Computed only for orders without keywords for their current text (new or edited texts).
+* `text.topic_keywords`: the top terms of each topic (level-3 and level-2 category) by class-based
+  TF-IDF (c-TF-IDF): tf of the term within the topic's orders, normalised by the topic's size, times
+  ln(1 + A / f), A = mean tokens per topic, f = the term's frequency over all topics. Terms that are
+  frequent everywhere (places, boilerplate) score low; terms typical of one topic score high.
+
+TextRank (jieba.analyse.textrank) is not used: hotline texts are short (a title and one or two
+sentences), too few co-occurrences for a stable word graph, and it cannot reuse a corpus-wide
+document frequency; TF-IDF runs as one SQL pass instead of a Python loop per text.
+"""
+
+from __future__ import annotations
+
+from citizen_voice.text.tokens import SCHEMA, TEXTS, ensure_schema
+from citizen_voice.text.tokens import TABLE as TOKENS
+
+DF_TABLE = f"{SCHEMA}.term_document_frequency"
+ORDER_TABLE = f"{SCHEMA}.order_keywords"
+TOPIC_TABLE = f"{SCHEMA}.topic_keywords"
+ORDER_KEYWORDS = 5
+TOPIC_KEYWORDS = 10
+
+
+def _terms(source: str) -> str:
+    return f"select order_no, unnest(string_split(tokens, ' ')) as term from {source} where tokens <> ''"
+
+
+def refresh_document_frequencies(con) -> int:
+    ensure_schema(con)
+    con.execute(f"""
+        create or replace table {DF_TABLE} as
+        with terms as (select distinct order_no, term from ({_terms(TOKENS)}))
+        select term, count(*)::integer as document_count,
+               (select count(*) from {TOKENS})::integer as corpus_documents
+        from terms group by term""")
+    return con.execute(f"select count(*) from {DF_TABLE}").fetchall()[0][0]
+
+
+def _create_place_terms(con) -> None:
+    """Place names (structured fields already) are kept out of the keywords."""
+    con.execute("create or replace temp table place_terms (term varchar)")
+    for table, column in (("dim_district", "district_name"), ("dim_street", "street_name"),
+                          ("dim_community", "community_name")):
+        if con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
+                       "and table_name = ?", [table]).fetchall()[0][0]:
+            con.execute(f"insert into place_terms select distinct {column} from marts.{table}")
+
+
+def update_order_keywords(con, top_k: int = ORDER_KEYWORDS) -> dict:
+    """Keywords of the orders whose current text has none yet; orphans removed."""
+    ensure_schema(con)
+    con.execute(f"""create table if not exists {ORDER_TABLE} (
+        order_no varchar not null, text_hash varchar not null, keywords varchar, computed_at timestamp not null)""")
+    con.execute("begin")
+    try:
+        con.execute(f"""
+            create or replace temp table pending_keywords as
+            select k.order_no, k.text_hash, k.tokens from {TOKENS} as k
+            left join {ORDER_TABLE} as w on w.order_no = k.order_no and w.text_hash = k.text_hash
+            where w.order_no is null""")
+        pending = con.execute("select count(*) from pending_keywords").fetchall()[0][0]
+        _create_place_terms(con)
+        con.execute(f"delete from {ORDER_TABLE} where order_no in (select order_no from pending_keywords)")
+        con.execute(f"""
+            insert into {ORDER_TABLE}
+            with tf as (
+                select order_no, term, count(*) as n from ({_terms('pending_keywords')}) group by order_no, term
+            ),
+            scored as (
+                select tf.order_no, tf.term,
+                       (1 + ln(tf.n)) * (ln((1.0 + df.corpus_documents) / (1.0 + df.document_count)) + 1) as score
+                from tf join {DF_TABLE} as df on df.term = tf.term
+                where tf.term not in (select term from place_terms)
+            ),
+            ranked as (
+                select *, row_number() over (partition by order_no order by score desc, term) as rank from scored
+            )
+            select p.order_no, p.text_hash, top.keywords, current_timestamp::timestamp
+            from pending_keywords as p
+            left join (
+                select order_no, string_agg(term, ',' order by rank) as keywords
+                from ranked where rank <= {int(top_k)} group by order_no
+            ) as top on top.order_no = p.order_no""")
+        removed = con.execute(f"delete from {ORDER_TABLE} where order_no not in (select order_no from {TOKENS})"
+                              ).fetchall()[0][0]
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return {"keyworded": pending, "removed": removed}
+
+
+def refresh_topic_keywords(con, top_k: int = TOPIC_KEYWORDS) -> int:
+    """c-TF-IDF top terms per level-3 and level-2 category (recorded categories)."""
+    ensure_schema(con)
+    _create_place_terms(con)
+    con.execute(f"""
+        create or replace table {TOPIC_TABLE} as
+        with terms as (
+            select t.category_code, t.category_l2_code, x.term
+            from ({_terms(TOKENS)}) as x join {TEXTS} as t on t.order_no = x.order_no
+            where t.demand_type_code is distinct from 'WX' and x.term not in (select term from place_terms)
+        ),
+        by_topic as (
+            select 'category' as topic_level, category_code as topic_code, term, count(*) as n from terms group by 1, 2, 3
+            union all
+            select 'category_l2', category_l2_code, term, count(*) from terms group by 1, 2, 3
+        ),
+        sized as (
+            select *, sum(n) over (partition by topic_level, topic_code) as topic_tokens,
+                      sum(n) over (partition by topic_level, term) as term_total,
+                      count(distinct topic_code) over (partition by topic_level) as topics
+            from by_topic
+        ),
+        scored as (
+            select topic_level, topic_code, term, n,
+                   (n::double / topic_tokens)
+                   * ln(1 + (sum(n) over (partition by topic_level))::double / topics / term_total) as score
+            from sized
+        )
+        select topic_level, topic_code,
+               row_number() over (partition by topic_level, topic_code order by score desc, term)::integer as rank,
+               term, round(score, 6) as score, n::integer as occurrences
+        from scored
+        qualify rank <= {int(top_k)}""")
+    return con.execute(f"select count(*) from {TOPIC_TABLE}").fetchall()[0][0]
+
+
+def topic_terms(con, topic_level: str = "category") -> dict[str, list[str]]:
+    rows = con.execute(f"select topic_code, term from {TOPIC_TABLE} where topic_level = ? order by topic_code, rank",
+                       [topic_level]).fetchall()
+    out: dict[str, list[str]] = {}
+    for code, term in rows:
+        out.setdefault(code, []).append(term)
+    return out
