@@ -1,12 +1,22 @@
-"""Published outputs: the monthly 市民之声 bulletin."""
+"""Published outputs: the monthly 市民之声 bulletin, department shares, open data, the BI snapshot and
+PostgreSQL serving. The logic lives in citizen_voice.bulletin and citizen_voice.publish; every
+publish asset runs the privacy gate on its own output (a hit fails the asset). They read the
+warehouse, so they run in the warehouse pool: no writer holds the file while they read it."""
 
+import datetime
 
 import dagster as dg
 
 from citizen_voice import settings, warehouse
 from citizen_voice.bulletin.render import render_bulletin
 from citizen_voice.indicators import district_monthly
+from citizen_voice.publish import open_data, postgres, shares, snapshot
 from orchestration.defs import WAREHOUSE_POOL
+
+MARTS = ["fct_work_orders", "fct_work_order_events", "dim_district", "dim_street", "dim_community",
+         "dim_department", "dim_category", "dim_channel", "dim_date"]
+MART_KEYS = [dg.AssetKey(["marts", name]) for name in MARTS]
+INDICATOR_KEYS = [dg.AssetKey(["indicators", "district_monthly"])]
 
 
 class BulletinConfig(dg.Config):
@@ -21,7 +31,7 @@ def latest_complete_period(con) -> str:
     # The newest month is complete only if data reaches its last day.
     last_day = con.execute("select max(received_date) from marts.fct_work_orders").fetchone()[0]
     newest = periods[-1]
-    complete = (last_day + __import__("datetime").timedelta(days=1)).strftime("%Y-%m") != newest
+    complete = (last_day + datetime.timedelta(days=1)).strftime("%Y-%m") != newest
     return newest if complete or len(periods) == 1 else periods[-2]
 
 
@@ -40,5 +50,82 @@ def bulletin_monthly(context: dg.AssetExecutionContext, config: BulletinConfig) 
                                           "bytes": path.stat().st_size})
 
 
+@dg.asset(
+    key=["publish", "department_shares"],
+    deps=[*MART_KEYS, *INDICATOR_KEYS],
+    group_name="publish",
+    pool=WAREHOUSE_POOL,
+    description="Each department's own work orders, events and indicators (Parquet, CSV with BOM, data "
+                "dictionary) under <published>/shares/<department_code>/; privacy-gated.",
+)
+def department_shares(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    with warehouse.connect(read_only=True) as con:
+        report = shares.publish_shares(con)
+    return dg.MaterializeResult(metadata={
+        "folder": dg.MetadataValue.path(str(report.folder)), "departments": report.departments,
+        **{f"rows_{name}": rows for name, rows in report.rows.items()},
+        "skipped_tables": ", ".join(report.skipped_tables) or "none",
+        "privacy_gate_files": report.files, "seconds": report.seconds})
+
+
+@dg.asset(
+    key=["publish", "open_data"],
+    deps=MART_KEYS,
+    group_name="publish",
+    pool=WAREHOUSE_POOL,
+    description="The de-identified open work-order dataset and suppressed aggregates under <published>/open/ "
+                "(served by `citizen-voice publish open311`); privacy-gated.",
+)
+def open_data_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    with warehouse.connect(read_only=True) as con:
+        report = open_data.publish_open_data(con)
+    return dg.MaterializeResult(metadata={
+        "folder": dg.MetadataValue.path(str(report.folder)), "row_count": report.rows,
+        "excluded_confidential": report.excluded_confidential,
+        "community_coarsened_to_street": report.coarsened_to_street,
+        **{f"{name}_suppressed_rows": a["suppressed_rows"] for name, a in report.aggregates.items()},
+        "privacy_gate_files": report.files, "seconds": report.seconds})
+
+
+@dg.asset(
+    key=["publish", "serving_snapshot"],
+    deps=[*MART_KEYS, *INDICATOR_KEYS],
+    group_name="publish",
+    pool=WAREHOUSE_POOL,
+    description="Read-only DuckDB snapshot of the marts and indicators for BI tools at "
+                "<published>/serving/warehouse.duckdb, swapped in atomically; privacy-gated.",
+)
+def serving_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    report = snapshot.publish_snapshot(run_id=context.run_id)
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(report.path)), "snapshot_id": report.snapshot_id,
+        "schemas": ", ".join(report.schemas), "tables": len(report.tables), "bytes": report.bytes,
+        "seconds": report.seconds})
+
+
+@dg.asset(
+    key=["publish", "postgres_serving"],
+    deps=[*MART_KEYS, *INDICATOR_KEYS],
+    group_name="publish",
+    pool=WAREHOUSE_POOL,
+    output_required=False,
+    description="The marts and indicators in PostgreSQL ($CV_SERVING_PG_URL) with a read role per department "
+                "(row-level security) and an analyst role; skipped (not materialized) when the URL is not set.",
+)
+def postgres_serving(context: dg.AssetExecutionContext):
+    url = postgres.serving_url()
+    if not url:
+        message = "skipped: PostgreSQL serving not configured (set CV_SERVING_PG_URL)"
+        context.log.warning(message)
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata={"status": message}))
+        return
+    report = postgres.publish_postgres(url)
+    yield dg.MaterializeResult(metadata={
+        "tables": len(report.tables), "rows": sum(report.tables.values()), "policies": report.policies,
+        "login_roles": ", ".join(r for r, state in report.roles.items() if state == "login") or "none",
+        "seconds": report.seconds})
+
+
 def build_defs() -> dg.Definitions:
-    return dg.Definitions(assets=[bulletin_monthly])
+    return dg.Definitions(assets=[bulletin_monthly, department_shares, open_data_asset, serving_snapshot,
+                                  postgres_serving])
