@@ -293,3 +293,5 @@ def transform(ctx: Context) -> list[Stage]:
     else:
         records.append(Stage(name="transform · incremental", notes=f"failed: {incremental.error[:300]}"))
     return records
+# the other stages register themselves on import
+from bench import stages_checks, stages_indicators, stages_text  # noqa: E402,F401

@@ -15,6 +15,7 @@ import typer
 from citizen_voice import settings
 from citizen_voice.indicators.cli import indicators_app
 from citizen_voice.publish.cli import publish_app
+from citizen_voice.quality.cli import quality_app
 from citizen_voice.text.cli import classify_app
 
 app = typer.Typer(help="citizen-voice (市民之声数据平台): 12345 hotline data platform.", no_args_is_help=True)
@@ -23,6 +24,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(indicators_app, name="indicators")
 app.add_typer(classify_app, name="classify")
 app.add_typer(publish_app, name="publish")
+app.add_typer(quality_app, name="quality")
 
 DEMO_DAYS = 92
 DEMO_ORDERS_PER_DAY = 150
@@ -132,39 +134,28 @@ def ingest(source: str = typer.Argument(..., help="A source name from ingestion/
 
 @app.command()
 def run(
-    select: str = typer.Option(None, help="Dagster asset selection, e.g. 'group:warehouse'."),
+    select: str = typer.Option(None, help="Dagster asset selection, e.g. 'group:text'."),
     stage: list[str] = typer.Option(None, help="A stage to run (repeatable): ingest, transform, quality, text, "
-                                               "indicators, publish. Default: everything."),
-    job: str = typer.Option("daily_update", help="With --from/--to: the partitioned job (daily_update or "
-                                                 "monthly_bulletin)."),
-    first: str = typer.Option(None, "--from", help="First day (YYYY-MM-DD) or month (YYYY-MM) of a range."),
+                                               "indicators, publish. Default: everything in the job."),
+    job: str = typer.Option("daily_update", help="daily_update, weekly_brief or monthly_bulletin."),
+    first: str = typer.Option(None, "--from", help="First day (YYYY-MM-DD) or month (YYYY-MM) of a range "
+                                                   "(default: the job's latest complete day/week/month)."),
     last: str = typer.Option(None, "--to", help="Last day or month of the range (default: --from)."),
 ):
-    """Run the platform's assets in this process: everything, some stages, or a job over a date range
-    (a backfill; oldest first, idempotent). Exit code 0: all runs succeeded; 1: a run failed; 2: bad
-    arguments."""
-    from orchestration.run import materialize_all, run_partitions, stage_selection
+    """Run a job in this process, as its schedule would: everything or some stages, for its latest period
+    or a date range (a backfill: oldest first, idempotent). Exit code 0: all runs succeeded; 1: a run
+    failed; 2: bad arguments."""
+    from orchestration.run import latest_partition, run_partitions, stage_selection
 
     try:
         selection = " or ".join(f"({part})" for part in (select, stage_selection(stage or [])) if part) or None
-        if first is None:
-            if last is not None:
-                raise ValueError("--to needs --from")
-            result = materialize_all(selection)
-            _report_run(result)
-            return
+        if first is None and last is not None:
+            raise ValueError("--to needs --from")
+        first = first or latest_partition(job)
         _run_range(run_partitions, job, first, last or first, selection)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-
-
-def _report_run(result) -> None:
-    if not result.success:
-        failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        typer.echo(f"run {result.run_id} failed in steps: {', '.join(failed)}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"run {result.run_id} succeeded")
 
 
 def _run_range(run_partitions, job: str, first: str, last: str, selection: str | None) -> None:
@@ -209,14 +200,21 @@ def backfill(
 
 
 @app.command()
-def bulletin(period: str = typer.Option(..., help="Month, YYYY-MM.")):
-    """Render the monthly 市民之声 bulletin from the indicator tables."""
+def bulletin(period: str = typer.Option(..., help="A month (YYYY-MM) or, for the weekly brief, an ISO week "
+                                                  "(YYYY-Www, e.g. 2026-W42).")):
+    """Publish the 市民之声 bulletin for a period from the warehouse: HTML and PDF under
+    <published>/bulletins/<period>/, privacy-gated."""
     from citizen_voice import warehouse
-    from citizen_voice.bulletin.render import render_bulletin
+    from citizen_voice.bulletin.render import publish_bulletin
 
-    with warehouse.connect(read_only=True) as con:
-        path = render_bulletin(con, period, settings.published_dir() / "bulletins")
-    typer.echo(path)
+    try:
+        with warehouse.connect(read_only=True) as con:
+            done = publish_bulletin(con, period, settings.published_dir() / "bulletins")
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(done["html"])
+    typer.echo(done["pdf"])
 
 
 @app.command()
@@ -295,7 +293,8 @@ def report_text(report: dict) -> str:
     lines.append(f"warehouse         {report['warehouse']}")
     for table, count in report["tables"].items():
         lines.append(f"  {table:<40} {count:>10,} rows")
-    lines.append(f"bulletin          {report['bulletin']}")
+    lines.append("published")
+    lines += [f"  {what:<20} {where}" for what, where in report["published"]]
     lines.append(f"Dagster runs      DAGSTER_HOME={report['dagster_home']} (browse with `make ui`)")
     lines.append(f"finished in {report['seconds']} s: {'success' if report['success'] else 'FAILED'}")
     return "\n".join(lines)

@@ -4,7 +4,7 @@ location, not at import."""
 
 import dagster as dg
 
-from orchestration.defs import indicators, ingestion, operations, publish, text, warehouse
+from orchestration.defs import indicators, ingestion, operations, publish, quality, text, warehouse
 
 # Who answers for each group of assets (shown in the UI; alerts name the assets).
 GROUP_OWNERS = {
@@ -30,6 +30,7 @@ def defs() -> dg.Definitions:
     domains = dg.Definitions.merge(
         ingestion.build_defs(),
         warehouse.build_defs(),
+        quality.build_defs(),
         text.build_defs(),
         indicators.build_defs(),
         publish.build_defs(),

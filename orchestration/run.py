@@ -3,10 +3,13 @@
 import os
 import shutil
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from citizen_voice import settings
+from orchestration.defs.partitions import TIMEZONE
 
 INSTANCE_FILES = {"local": "dagster.yaml", "postgres": "deploy/dagster.postgres.yaml"}
 
@@ -31,23 +34,6 @@ def prepare_dagster_home() -> dg.DagsterInstance:
 
 
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def materialize_all(selection: str | None = None, run_config: dict | None = None,
-                    quiet: bool = False) -> dg.ExecuteInProcessResult:
-    """Materialize every asset (or an asset selection string) in one in-process run: with a single
-    DuckDB writer a multiprocess executor would only add start-up cost."""
-    from orchestration.definitions import defs
-
-    definitions = defs()
-    job = definitions.resolve_implicit_global_asset_job_def()
-    if selection:
-        keys = dg.AssetSelection.from_string(selection).resolve(definitions.resolve_asset_graph())
-        job = definitions.resolve_implicit_job_def_def_for_assets(list(keys))
-    instance = prepare_dagster_home()
-    run_config = {**(QUIET_LOGGERS if quiet else {}), **(run_config or {})}
-    return job.execute_in_process(instance=instance, run_config=run_config,
-                                  asset_selection=list(keys) if selection else None, raise_on_error=False)
 
 
 # Stages an operator can run alone (asset selection strings over the groups).
@@ -86,6 +72,16 @@ def partition_keys(job: dg.JobDefinition, first: str, last: str) -> list[str]:
     return chosen
 
 
+def latest_partition(job_name: str) -> str:
+    """The job's newest complete partition: yesterday, last week or last month (Asia/Shanghai)."""
+    from orchestration.definitions import defs
+
+    job = defs().resolve_job_def(job_name)
+    if job.partitions_def is None:
+        raise ValueError(f"job {job_name} is not partitioned")
+    return job.partitions_def.get_last_partition_key()
+
+
 def run_partitions(job_name: str, first: str, last: str, selection: str | None = None, quiet: bool = True,
                    on_done: Callable[[str, dg.ExecuteInProcessResult], None] | None = None
                    ) -> dict[str, dg.ExecuteInProcessResult]:
@@ -111,3 +107,28 @@ def run_partitions(job_name: str, first: str, last: str, selection: str | None =
         if on_done:
             on_done(key, result)
     return results
+
+
+def run_pipeline(day: date | None = None, months: list[str] | None = None, week_of: date | None = None,
+                 quiet: bool = True) -> list[tuple[str, str, dg.ExecuteInProcessResult]]:
+    """The platform's own sequence, as the schedules run it: daily_update for `day` (default: yesterday in
+    Asia/Shanghai), then monthly_bulletin for each month in `months` (YYYY-MM) and weekly_brief for the
+    week holding `week_of`. Stops at the first failed run. Returns (job, partition key, result) per run."""
+    from orchestration.definitions import defs
+
+    definitions = defs()
+    instance = prepare_dagster_home()
+    day = day or (datetime.now(ZoneInfo(TIMEZONE)).date() - timedelta(days=1))
+    plan = [("daily_update", day.isoformat())]
+    plan += [("monthly_bulletin", f"{month}-01") for month in months or []]
+    if week_of is not None:
+        plan.append(("weekly_brief", (week_of - timedelta(days=week_of.weekday())).isoformat()))
+    done = []
+    for job_name, key in plan:
+        job = definitions.resolve_job_def(job_name)
+        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
+                                        run_config=QUIET_LOGGERS if quiet else None)
+        done.append((job_name, key, result))
+        if not result.success:
+            break
+    return done

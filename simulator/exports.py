@@ -87,6 +87,11 @@ class FaultPlan:
         self.rng, self.system, self.rate, self.types = rng, system, rate, types
         self.faults: list[Fault] = []
 
+    def use_rate_of(self, truth: SandboxTruth) -> FaultPlan:
+        """Apply the system's own fault rate when the parameters override it (system_fault_rates)."""
+        self.rate = truth.params.system_fault_rates.get(self.system, self.rate)
+        return self
+
     def choose(self, keys: list) -> dict:
         """Map chosen record keys to fault types."""
         if not keys:
@@ -143,7 +148,7 @@ def _status_versions(order: WorkOrder) -> list[tuple[datetime, str]]:
 
 def write_hotline(truth: SandboxTruth, path: Path, plan: FaultPlan) -> int:
     conn = stores.create_store(path, stores.HOTLINE_DDL)
-    faults = plan.choose([o.order_no for o in truth.orders])
+    faults = plan.use_rate_of(truth).choose([o.order_no for o in truth.orders])
     order_rows, version_rows, event_rows = [], [], []
     row_id = 0
     for order in truth.orders:
@@ -261,7 +266,7 @@ def write_open311(truth: SandboxTruth, path: Path, plan: FaultPlan) -> int:
         (open311_service_code(c.code), c.name, f"{c.l1_name} / {c.l2_name} / {c.name}", c.l1_name,
          ",".join(c.objects)) for c in city.CATEGORIES])
     app_orders = [o for o in truth.orders if o.external_ref]
-    faults = plan.choose([o.external_ref for o in app_orders])
+    faults = plan.use_rate_of(truth).choose([o.external_ref for o in app_orders])
     centroid = {d.code: (36.06 + i * 0.03, 120.38 + i * 0.04) for i, d in enumerate(city.DISTRICTS)}
     rows = []
     for o in app_orders:
@@ -302,7 +307,7 @@ ZHUJIAN_FAULTS = ("invalid_date", "unknown_district", "unknown_category", "missi
 def write_zhujian(truth: SandboxTruth, path: Path, plan: FaultPlan) -> tuple[int, list[tuple[str, str]]]:
     conn = stores.create_store(path, stores.ZHUJIAN_DDL)
     orders = _orders_of(truth, ZHUJIAN_DEPT)
-    faults = plan.choose([o.order_no for o in orders])
+    faults = plan.use_rate_of(truth).choose([o.order_no for o in orders])
     district_name = {d.code: d.name for d in city.DISTRICTS}
     street_name = {s.code: s.name for _, s in city.all_streets()}
     main_rows, lz_rows, ids = [], [], []
@@ -395,7 +400,7 @@ def write_chengguan_drops(truth: SandboxTruth, folder: Path, plan: FaultPlan) ->
     street_name = {s.code: s.name for _, s in city.all_streets()}
     snapshots = _daily_snapshots(truth, CHENGGUAN_DEPT)
     keys = [(day, i) for day, rows in snapshots.items() for i in range(len(rows))]
-    faults = plan.choose(keys)
+    faults = plan.use_rate_of(truth).choose(keys)
     days = sorted(snapshots)
     truncated_day = days[len(days) // 2] if days else None
     total = 0
@@ -464,7 +469,7 @@ def write_gongdian_drops(truth: SandboxTruth, folder: Path, plan: FaultPlan) -> 
     district_pinyin = {d.code: d.pinyin for d in city.DISTRICTS}
     snapshots = _daily_snapshots(truth, GONGDIAN_DEPT)
     keys = [(day, i) for day, rows in snapshots.items() for i in range(len(rows))]
-    faults = plan.choose(keys)
+    faults = plan.use_rate_of(truth).choose(keys)
     work_ids: dict[str, str] = {}
     total = 0
     for day in sorted(snapshots):
@@ -526,7 +531,7 @@ SURVEY_FAULTS = ("invalid_value", "missing_id", "impossible_date")
 def write_survey_exports(truth: SandboxTruth, folder: Path, plan: FaultPlan) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     visits = [(o, e) for o in truth.orders for e in o.events if e.event_type == "visit"]
-    faults = plan.choose([e.event_id for _, e in visits])
+    faults = plan.use_rate_of(truth).choose([e.event_id for _, e in visits])
     by_day: dict[date, list] = defaultdict(list)
     for o, e in visits:
         resolution, satisfaction = e.note.split("/")

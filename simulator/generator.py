@@ -28,6 +28,7 @@ REPEAT_SHARE = 0.07
 MERGE_WINDOW = timedelta(hours=48)
 LATE_RECORDING_SHARE = 0.03
 DEPARTMENT_REPORTED_EVENTS = frozenset({"sign", "return", "extend_request", "reply", "close"})
+FAULT_SYSTEMS = ("hotline", "open311", "zhujian", "chengguan", "gongdian", "survey")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,16 @@ class SandboxParams:
     fault_rate: float = 0.004  # share of each system's records made bad (each fault type appears at least once)
     pii_in_text_share: float = 0.06
     burst_count: int | None = None  # default: one per 30 days, at least 2
+    # per-system override of fault_rate, by system name (hotline, open311, zhujian, chengguan, gongdian,
+    # survey): a department whose system is made worse, for scorecard tests
+    system_fault_rates: dict[str, float] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self):
+        for system, rate in self.system_fault_rates.items():
+            if system not in FAULT_SYSTEMS:
+                raise ValueError(f"system_fault_rates: unknown system {system!r} (one of {', '.join(FAULT_SYSTEMS)})")
+            if not 0 <= rate <= 1:
+                raise ValueError(f"system_fault_rates[{system!r}] = {rate}: a share between 0 and 1")
 
     @property
     def end(self) -> date:

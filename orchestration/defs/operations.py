@@ -6,9 +6,10 @@ from datetime import timedelta
 import dagster as dg
 
 from citizen_voice.ops.alerts import Alert, raise_alert, run_link
-from orchestration.defs.partitions import DAILY, MONTHLY
+from orchestration.defs.partitions import DAILY, MONTHLY, WEEKLY
 
 DAILY_JOB = "daily_update"
+WEEKLY_JOB = "weekly_brief"
 MONTHLY_JOB = "monthly_bulletin"
 
 
@@ -57,26 +58,32 @@ def alert_on_failure(context: dg.RunFailureSensorContext):
     context.log.info(f"alert {alert_id} recorded for run {context.dagster_run.run_id}; webhook {delivery}")
 
 
-def _keys_by_partitioning(domains: dg.Definitions) -> tuple[list[dg.AssetKey], list[dg.AssetKey]]:
+def _keys_by_partitioning(domains: dg.Definitions) -> dict[str, list[dg.AssetKey]]:
     graph = domains.resolve_asset_graph()
-    daily, monthly = [], []
+    found: dict[str, list[dg.AssetKey]] = {DAILY_JOB: [], WEEKLY_JOB: [], MONTHLY_JOB: []}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if node.is_external:
             continue
         if node.partitions_def == MONTHLY:
-            monthly.append(key)
+            found[MONTHLY_JOB].append(key)
+        elif node.partitions_def == WEEKLY:
+            found[WEEKLY_JOB].append(key)
         elif node.partitions_def in (None, DAILY):
-            daily.append(key)
-    return sorted(daily), sorted(monthly)
+            found[DAILY_JOB].append(key)
+        else:
+            raise ValueError(f"{key.to_user_string()}: partitioned by neither day, week nor month")
+    return {job: sorted(keys) for job, keys in found.items()}
 
 
 def jobs_and_schedules(domains: dg.Definitions) -> tuple[list, list]:
     """daily_update: every unpartitioned or daily asset (load, transform, checks, text, daily indicators,
     publication of shares and the serving copy), at 06:00 Asia/Shanghai for the day just finished.
     monthly_bulletin: the monthly indicators, scores and the bulletin, on the 1st at 08:00 for the month
-    just finished. Both on by default: each run goes through the one-writer warehouse pool."""
-    daily, monthly = _keys_by_partitioning(domains)
+    just finished; weekly_brief: the weekly brief on Mondays at 08:00 for the week just finished. All on by
+    default: each run goes through the one-writer warehouse pool."""
+    keys = _keys_by_partitioning(domains)
+    daily, monthly = keys[DAILY_JOB], keys[MONTHLY_JOB]
     daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*daily),
                                     description="The morning update: loads, warehouse, checks, text, daily "
                                                 "indicators and publications.")
@@ -94,7 +101,15 @@ def jobs_and_schedules(domains: dg.Definitions) -> tuple[list, list]:
     monthly_schedule = dg.build_schedule_from_partitioned_job(
         monthly_job, day_of_month=1, hour_of_day=8, minute_of_hour=0,
         default_status=dg.DefaultScheduleStatus.RUNNING, name=f"{MONTHLY_JOB}_schedule")
-    return [daily_job, monthly_job], [daily_schedule, monthly_schedule]
+    jobs, schedules = [daily_job, monthly_job], [daily_schedule, monthly_schedule]
+    if keys[WEEKLY_JOB]:
+        weekly_job = dg.define_asset_job(WEEKLY_JOB, selection=dg.AssetSelection.assets(*keys[WEEKLY_JOB]),
+                                         description="The weekly brief of the week just finished.")
+        jobs.append(weekly_job)
+        schedules.append(dg.build_schedule_from_partitioned_job(
+            weekly_job, day_of_week=1, hour_of_day=8, minute_of_hour=0,
+            default_status=dg.DefaultScheduleStatus.RUNNING, name=f"{WEEKLY_JOB}_schedule"))
+    return jobs, schedules
 
 
 # Published outputs must be renewed by the morning run (warn after 26 h, fail after 30 h) or, for the

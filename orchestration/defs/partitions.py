@@ -10,3 +10,5 @@ HISTORY_START = "2025-01-01"
 # month just finished.
 DAILY = dg.DailyPartitionsDefinition(start_date=HISTORY_START, timezone=TIMEZONE)
 MONTHLY = dg.MonthlyPartitionsDefinition(start_date=HISTORY_START, timezone=TIMEZONE)
+# Weeks start on Monday (the weekly brief covers Monday to Sunday, published Monday morning).
+WEEKLY = dg.WeeklyPartitionsDefinition(start_date="2025-01-06", timezone=TIMEZONE, day_offset=1)

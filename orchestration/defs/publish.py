@@ -8,10 +8,10 @@ import datetime
 import dagster as dg
 
 from citizen_voice import settings, warehouse
-from citizen_voice.bulletin.render import render_bulletin
-from citizen_voice.indicators import district_monthly
+from citizen_voice.bulletin import render
 from citizen_voice.publish import open_data, postgres, shares, snapshot
 from orchestration.defs import WAREHOUSE_POOL
+from orchestration.defs.partitions import MONTHLY, WEEKLY
 
 MARTS = ["fct_work_orders", "fct_work_order_events", "dim_district", "dim_street", "dim_community",
          "dim_department", "dim_category", "dim_channel", "dim_date"]
@@ -19,35 +19,44 @@ MART_KEYS = [dg.AssetKey(["marts", name]) for name in MARTS]
 INDICATOR_KEYS = [dg.AssetKey(["indicators", "district_monthly"])]
 
 
-class BulletinConfig(dg.Config):
-    period: str | None = None  # YYYY-MM; default: the latest complete month in the data
+BULLETIN_INPUTS = [dg.AssetKey(k) for k in (
+    ["indicators", "monthly"], ["indicators", "daily"], ["text", "hot_topics"], ["text", "early_warnings"],
+    ["quality", "scorecard"], ["marts", "fct_work_order_texts"], ["marts", "fct_work_orders"])]
 
 
-def latest_complete_period(con) -> str:
-    periods = [r[0] for r in con.execute(
-        f"select distinct period from {district_monthly.TABLE} order by period").fetchall()]
-    if not periods:
-        raise ValueError("no indicator periods yet")
-    # The newest month is complete only if data reaches its last day.
-    last_day = con.execute("select max(received_date) from marts.fct_work_orders").fetchone()[0]
-    newest = periods[-1]
-    complete = (last_day + datetime.timedelta(days=1)).strftime("%Y-%m") != newest
-    return newest if complete or len(periods) == 1 else periods[-2]
+def publish_bulletin(context: dg.AssetExecutionContext, period: str) -> dg.MaterializeResult:
+    with warehouse.connect(read_only=True) as con:
+        done = render.publish_bulletin(con, period, settings.published_dir() / "bulletins")
+    return dg.MaterializeResult(metadata={
+        "period": period, "html": dg.MetadataValue.path(str(done["html"])),
+        "pdf": dg.MetadataValue.path(str(done["pdf"])), "html_bytes": done["html"].stat().st_size,
+        "pdf_bytes": done["pdf"].stat().st_size, "privacy_gate_files": done["privacy_gate_files"]})
 
 
 @dg.asset(
-    key=["published", "bulletin_monthly"],
-    deps=[dg.AssetKey(["indicators", "district_monthly"])],
+    key=["publish", "bulletin_monthly"],
+    deps=BULLETIN_INPUTS,
+    partitions_def=MONTHLY,
     group_name="publish",
     pool=WAREHOUSE_POOL,
-    description="The monthly 市民之声 bulletin (self-contained HTML) under data/published/bulletins/<period>/.",
+    description="The monthly 市民之声 bulletin (HTML that works offline + PDF) under "
+                "<published>/bulletins/<YYYY-MM>/; sections and wording from citizen_voice/bulletin/bulletin.yaml.",
 )
-def bulletin_monthly(context: dg.AssetExecutionContext, config: BulletinConfig) -> dg.MaterializeResult:
-    with warehouse.connect(read_only=True) as con:
-        period = config.period or latest_complete_period(con)
-        path = render_bulletin(con, period, settings.published_dir() / "bulletins")
-    return dg.MaterializeResult(metadata={"period": period, "path": dg.MetadataValue.path(str(path)),
-                                          "bytes": path.stat().st_size})
+def bulletin_monthly(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return publish_bulletin(context, context.partition_key[:7])
+
+
+@dg.asset(
+    key=["publish", "bulletin_weekly"],
+    deps=BULLETIN_INPUTS,
+    partitions_def=WEEKLY,
+    group_name="publish",
+    pool=WAREHOUSE_POOL,
+    description="The weekly brief (本周概况, 热点, 预警) under <published>/bulletins/<YYYY-Www>/.",
+)
+def bulletin_weekly(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    year, week, _ = datetime.date.fromisoformat(context.partition_key).isocalendar()
+    return publish_bulletin(context, f"{year}-W{week:02d}")
 
 
 @dg.asset(
@@ -127,5 +136,5 @@ def postgres_serving(context: dg.AssetExecutionContext):
 
 
 def build_defs() -> dg.Definitions:
-    return dg.Definitions(assets=[bulletin_monthly, department_shares, open_data_asset, serving_snapshot,
+    return dg.Definitions(assets=[bulletin_monthly, bulletin_weekly, department_shares, open_data_asset, serving_snapshot,
                                   postgres_serving])

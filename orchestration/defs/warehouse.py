@@ -1,5 +1,10 @@
 """The dbt project as assets: groups by layer, keys [schema, model] for models and seeds, and
-dbt tests as asset checks."""
+dbt tests as asset checks.
+
+The project runs as two dbt asset definitions so the data-quality quarantine sits between them
+without an op cycle: seeds and staging → quality/quarantine (orchestration/defs/quality.py, GX over
+the staging records) → intermediate and marts, which read quality.quarantine as a dbt source.
+"""
 
 
 import os
@@ -12,6 +17,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from citizen_voice import settings
+from citizen_voice.quality.pipeline import BEFORE_QUARANTINE
 from orchestration.defs import WAREHOUSE_POOL
 
 
@@ -40,13 +46,19 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def build_defs() -> dg.Definitions:
-    project = dbt_project()
-
+def _dbt_assets(project: DbtProject, name: str, **selection):
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=WarehouseTranslator(),
-                name="warehouse", pool=WAREHOUSE_POOL)
-    def warehouse(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+                name=name, pool=WAREHOUSE_POOL, **selection)
+    def assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         os.environ.setdefault("CV_WAREHOUSE", str(settings.warehouse_path()))
         yield from dbt.cli(["build"], context=context).stream()
 
-    return dg.Definitions(assets=[warehouse], resources={"dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable())})
+    return assets
+
+
+def build_defs() -> dg.Definitions:
+    project = dbt_project()
+    staged = _dbt_assets(project, "warehouse_staging", select=BEFORE_QUARANTINE)
+    modelled = _dbt_assets(project, "warehouse", exclude=BEFORE_QUARANTINE)
+    return dg.Definitions(assets=[staged, modelled],
+                          resources={"dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable())})

@@ -1,10 +1,13 @@
-"""The walking skeleton end to end on a small sandbox city: department systems served on
-loopback → dlt → dbt → indicator → bulletin, reconciled against the city's ground truth."""
+"""The whole platform end to end on a small sandbox city, run as its schedules run it (daily_update, then
+monthly_bulletin for each month and weekly_brief): department systems served on loopback → dlt → dbt →
+quality → text → indicators → publications, reconciled against the city's ground truth."""
 
 import json
 import os
+import re
 import shutil
 from collections import Counter
+from datetime import date
 
 import duckdb
 import pyarrow.parquet as pq
@@ -19,7 +22,8 @@ UNUSABLE = {"invalid_date", "impossible_date", "unknown_district", "unknown_cate
 
 @pytest.fixture(scope="module")
 def skeleton_run(tmp_path_factory, pipeline_city, dbt_manifest):
-    from orchestration.run import materialize_all
+    from citizen_voice.demo import demo_periods
+    from orchestration.run import run_pipeline
 
     shared, manifest = pipeline_city
     work = tmp_path_factory.mktemp("skeleton")
@@ -34,14 +38,16 @@ def skeleton_run(tmp_path_factory, pipeline_city, dbt_manifest):
                             hotline_token=settings.hotline_token()) as servers:
             os.environ["CV_HOTLINE_URL"] = servers.hotline_url
             os.environ["CV_OPEN311_URL"] = servers.open311_url
-            result = materialize_all(quiet=True)
+            day, months, week_of = demo_periods(date.fromisoformat(manifest["params"]["start"]),
+                                                date.fromisoformat(manifest["params"]["end"]))
+            runs = run_pipeline(day=day, months=months, week_of=week_of)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return result, work, folder
+    return runs, work, folder
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +63,12 @@ def truth(skeleton_run):
 
 
 def test_run_succeeds(skeleton_run):
-    result, _, _ = skeleton_run
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    runs, _, _ = skeleton_run
+    assert [(job, key) for job, key, _ in runs] == [
+        ("daily_update", "2026-09-09"), ("monthly_bulletin", "2026-08-01"), ("monthly_bulletin", "2026-09-01"),
+        ("weekly_brief", "2026-08-31")]
+    for _, _, result in runs:
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
 
 
 def test_every_valid_order_appears_once_with_its_true_attributes(skeleton_run, truth):
@@ -130,21 +140,42 @@ def test_indicator_equals_an_independent_recount_from_the_truth(skeleton_run, tr
             assert rate == pytest.approx(on_time_count / due_count, abs=1e-4)
 
 
-def test_bulletin_shows_the_indicator_figures(skeleton_run):
-    result, work, _ = skeleton_run
-    bulletins = list((work / "published" / "bulletins").glob("*/bulletin.html"))
-    assert len(bulletins) == 1
-    period = bulletins[0].parent.name
-    html = bulletins[0].read_text(encoding="utf-8")
+SECTIONS = ["overview", "hot_topics", "warnings", "handling", "assessment", "data_quality", "cases"]
+
+
+def test_bulletin_figures_equal_the_warehouse(skeleton_run):
+    _, work, _ = skeleton_run
+    folder = work / "published" / "bulletins"
+    assert sorted(p.name for p in folder.iterdir()) == ["2026-08", "2026-09", "2026-W36"]
+    html = (folder / "2026-09" / "bulletin.html").read_text(encoding="utf-8")
+    figures = dict(re.findall(r'data-figure="(\w+)" data-value="([^"]*)"', html))
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
-        received, rate = con.execute("select received, on_time_close_rate from indicators.district_monthly "
-                                     "where grain = 'city' and period = ?", [period]).fetchone()
-        names = [r[0] for r in con.execute("select district_name from marts.dim_district").fetchall()]
-    assert f'data-figure="received">{received:,}<' in html
-    assert f'data-figure="on_time_close_rate">{rate * 100:.2f}%<' in html
-    for name in names:
+        city = dict(con.execute("select indicator_key, value from indicators.indicator_values where period_type = "
+                                "'month' and period = '2026-09' and grain = 'city'").fetchall())
+        top = con.execute("select topic_name, orders from text.hot_topics where grain = 'month' and area_level = "
+                          "'city' and period_start = date '2026-09-01' and rank = 1").fetchone()
+        ranked = [r[0] for r in con.execute(
+            "select unit_name from indicators.rankings where period = '2026-09'").fetchall()]
+        quality = [r[0] for r in con.execute(
+            "select unit_name from quality.scorecard_ranking where period = '2026-09'").fetchall()]
+        districts = [r[0] for r in con.execute("select district_name from marts.dim_district where is_current").fetchall()]
+    for key in ("received", "daily_received", "on_time_close_rate", "satisfaction_rate", "response_rate"):
+        assert float(figures[key]) == pytest.approx(city[key]), key
+    assert f'data-figure="received" data-value="{figures["received"]}">{int(city["received"]):,}<' in html
+    assert f'data-figure="satisfaction_rate" data-value="{figures["satisfaction_rate"]}">' \
+           f'{city["satisfaction_rate"] * 100:.2f}%<' in html
+    assert figures["top_topic"] == top[0] and int(figures["top_count"]) == top[1]
+    for section in SECTIONS:
+        assert f'data-section="{section}"' in html, section
+    assert html.count("<svg") >= 6
+    for name in [*districts, *ranked, *quality]:
         assert name in html
-    assert "<svg" in html and "http" not in html.split("<body>")[1]  # self-contained
+    body = html.split("<body>")[1]
+    assert "http" not in body and "<script" not in html and "<link" not in html  # works offline
+    pdf = folder / "2026-09" / "bulletin.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+    weekly = (folder / "2026-W36" / "bulletin.html").read_text(encoding="utf-8")
+    assert all(f'data-section="{s}"' in weekly for s in ("overview", "hot_topics", "warnings"))
 
 
 def test_no_personal_data_outside_the_restricted_schema(skeleton_run):
@@ -171,5 +202,18 @@ def test_no_personal_data_outside_the_restricted_schema(skeleton_run):
     assert scanned > 50
     assert not found_numbers
     assert not found_names
-    html = next((work / "published" / "bulletins").glob("*/bulletin.html")).read_text(encoding="utf-8")
-    assert not any(value in html for value in numbers)
+    for html_file in (work / "published" / "bulletins").glob("*/bulletin.html"):
+        html = html_file.read_text(encoding="utf-8")
+        assert not any(value in html for value in numbers | {n for n in names if len(n) >= 3})
+
+
+def test_bulletin_renders_in_headless_chromium(skeleton_run, tmp_path):
+    """A screenshot of the bulletin as a reader's browser shows it: a full page of text and charts."""
+    from citizen_voice.bulletin.browser import screenshot
+
+    _, work, _ = skeleton_run
+    png = screenshot(work / "published" / "bulletins" / "2026-09" / "bulletin.html", tmp_path / "bulletin.png",
+                     width=900, height=3000)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 150_000  # a blank or broken page compresses to a few kilobytes

@@ -1,11 +1,13 @@
 -- The lifecycle as an event log: the hotline's events, plus follow-up visits the survey system
--- knows and the hotline does not (the survey system is authoritative for 回访 results).
+-- knows and the hotline does not (the survey system is authoritative for 回访 results). Records that
+-- failed a critical expectation (quality.quarantine) are left out.
 -- Grain: one row per event_id.
 with hotline as (
     select event_id, order_no, event_type, dept_code, role, occurred_at, recorded_at, note,
            'hotline' as source_system, source_record, load_id
     from {{ ref('stg_hotline__events') }}
     where event_id is not null and order_no is not null and occurred_at is not null
+      and {{ not_quarantined('hotline', 'events', 'source_record') }}
 ),
 
 visits as (
@@ -14,6 +16,7 @@ visits as (
            cast(null as varchar) as note, 'survey' as source_system, source_record, load_id
     from {{ ref('stg_survey__visits') }}
     where visit_id is not null and order_no is not null and visited_at is not null
+      and {{ not_quarantined('survey', 'visits', 'source_record') }}
 )
 
 select * from hotline

@@ -3,15 +3,38 @@
 --   intake fields: the hotline's value when usable, else the first department system's (住建局,
 --   城管局, 供电公司) whose record is complete; close time: the hotline's, else the lead
 --   department's when newer than the hotline's last update; follow-up: the survey system.
--- Rows still missing a required field keep a rejection_reason and are kept out of the marts.
-with hotline as (
+-- Records that failed a critical expectation (quality.quarantine) are left out, withheld fields count
+-- as missing; rows still missing a required field keep a rejection_reason and stay out of the marts.
+with staged_hotline as (
+    -- records that failed a critical expectation stay out (quality.quarantine); a withheld field is
+    -- taken as missing, so the precedence below takes it from the next system
+    select
+        orders.load_id, orders.order_no, orders.source_record, orders.channel_code, orders.demand_type_code,
+        orders.urgency, orders.title,
+        case when {{ withheld('hotline', 'orders', 'orders.source_record', 'content') }} then null
+             else orders.content end as content,
+        case when {{ withheld('hotline', 'orders', 'orders.source_record', 'category_code') }} then null
+             else orders.category_code end as category_code,
+        case when {{ withheld('hotline', 'orders', 'orders.source_record', 'district_code') }} then null
+             else orders.district_code end as district_code,
+        orders.street_code, orders.community_code, orders.caller_phone_masked, orders.caller_phone_pseudonym,
+        orders.caller_id_no_pseudonym, orders.is_confidential, orders.external_ref, orders.status,
+        orders.lead_dept_code, orders.assist_dept_codes, orders.is_direct_answer, orders.parent_order_no,
+        case when {{ withheld('hotline', 'orders', 'orders.source_record', 'received_at') }} then null
+             else orders.received_at end as received_at,
+        orders.due_at, orders.closed_at, orders.updated_at
+    from {{ ref('stg_hotline__orders') }} as orders
+    where {{ not_quarantined('hotline', 'orders', 'orders.source_record') }}
+),
+
+hotline as (
     select
         orders.*,
         districts.district_code is not null as district_ok,
         categories.category_code is not null as category_ok,
         streets.street_code is not null and streets.district_code = orders.district_code as street_ok,
         orders.received_at is not null and orders.received_at <= orders.updated_at as received_ok
-    from {{ ref('stg_hotline__orders') }} as orders
+    from staged_hotline as orders
     left join {{ ref('ref_districts') }} as districts on districts.district_code = orders.district_code
     left join {{ ref('ref_categories') }} as categories on categories.category_code = orders.category_code
     left join {{ ref('ref_streets') }} as streets on streets.street_code = orders.street_code
@@ -45,6 +68,7 @@ visits_ranked as (
     from {{ ref('stg_survey__visits') }} as visits
     join hotline on hotline.order_no = visits.order_no
     where not visits.has_unmapped_codes and visits.visited_at is not null
+      and {{ not_quarantined('survey', 'visits', 'visits.source_record') }}
       and (not hotline.received_ok or visits.visited_at >= hotline.received_at)
 ),
 

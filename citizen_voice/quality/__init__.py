@@ -1,0 +1,1 @@
+"""Data quality: quarantine, scorecard and the department-facing report (issue #5)."""

@@ -1,0 +1,160 @@
+"""Every fault the sandbox injects is caught by a named expectation and lands in quarantine (or, for
+`sanitize` faults, stays and is neutralised on output); no clean record is quarantined; received =
+clean + quarantined per source and day; quarantined records stay out of the intermediate layer."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+SOURCE_OF_SYSTEM = {"hotline": "hotline", "open311": "app311", "zhujian": "zhujian", "chengguan": "chengguan",
+                    "gongdian": "gongdian", "survey": "survey"}
+# A fault the platform cannot catch after ingestion: the hotline API sends a conflicting second record
+# with the same order_no, the raw table is merged on order_no and the duplicate leaves no trace.
+# Catching it needs the ingestion boundary to flag repeated primary keys within a load.
+NOT_CATCHABLE_AFTER_INGESTION = {("hotline", "conflicting_duplicate")}
+
+
+@pytest.fixture(scope="module")
+def outcome(quality_run):
+    results, work, folder = quality_run
+    faults = json.loads((folder / "truth" / "faults.json").read_text(encoding="utf-8"))
+    orders = {o["order_no"]: o for o in pq.read_table(folder / "truth" / "work_orders.parquet").to_pylist()}
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute("select * from quality.quarantine")
+        columns = [d[0] for d in cursor.description]
+        quarantine = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    return results, work, folder, faults, orders, quarantine
+
+
+def matches(fault: dict, row: dict, orders: dict) -> bool:
+    """Whether a quarantine row is the record the fault was injected into."""
+    if row["source"] != SOURCE_OF_SYSTEM[fault["system"]]:
+        return False
+    locator = fault["locator"]
+    if row["record_key"] in (locator, f"service_request_id={locator}"):
+        return True
+    if locator.startswith("visit_id=") and row["record_id"] == locator.removeprefix("visit_id="):
+        return True
+    if ":" in locator and row["record_key"] == locator.split(":")[0]:  # a whole file rejected
+        return True
+    if fault["system"] == "hotline":
+        if row["order_no"] == fault["order_no"]:
+            return True
+        # a record without its order number is known by its other fields
+        return fault["field"] == "order_no" and orders[fault["order_no"]]["address"] in (row["raw_value"] or "")
+    return False
+
+
+def test_the_jobs_succeed_with_the_quality_step(quality_run):
+    results, _, _ = quality_run
+    assert len(results) >= 2 and all(r.success for r in results.values()), \
+        [e.message for r in results.values() for e in r.all_events if e.is_failure][:5]
+    done = {"/".join(e.asset_key.path) for r in results.values() for e in r.get_asset_materialization_events()}
+    assert {"quality/quarantine", "quality/scorecard", "intermediate/int_work_orders_unified",
+            "marts/fct_work_orders", "publish/bulletin_monthly"} <= done
+
+
+def test_every_injected_fault_is_caught_by_a_named_expectation_and_quarantined(outcome):
+    _, _, _, faults, orders, quarantine = outcome
+    expected = [f for f in faults if f["expected"] == "quarantine"
+                and (f["system"], f["fault_type"]) not in NOT_CATCHABLE_AFTER_INGESTION]
+    assert len(expected) >= 25
+    missed, names = [], {}
+    for fault in expected:
+        caught = [row for row in quarantine if matches(fault, row, orders)]
+        if not caught:
+            missed.append(fault)
+        names[fault["fault_id"]] = {row["expectation"] for row in caught}
+    assert not missed, missed
+    assert all(name.startswith(("raw_", "boundary.")) for found in names.values() for name in found)
+
+
+def test_the_fault_the_raw_layer_cannot_see_is_still_missed(outcome):
+    """Documents the gap above: if ingestion starts flagging repeated keys, drop the exemption."""
+    _, _, _, faults, orders, quarantine = outcome
+    gaps = [f for f in faults if (f["system"], f["fault_type"]) in NOT_CATCHABLE_AFTER_INGESTION]
+    assert gaps
+    assert not any(matches(f, row, orders) and row["order_no"] == f["order_no"] and
+                   row["expectation"].endswith("unique") for f in gaps for row in quarantine)
+
+
+def test_sanitize_faults_are_kept_not_quarantined(outcome):
+    _, work, _, faults, orders, quarantine = outcome
+    sanitize = [f for f in faults if f["expected"] == "sanitize"]
+    assert sanitize
+    for fault in sanitize:
+        assert not [row for row in quarantine if matches(fault, row, orders)], fault
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        hotline = [f for f in sanitize if f["system"] == "hotline"]
+        for fault in hotline:
+            kept = con.execute("select title from intermediate.int_work_orders_unified where order_no = ?",
+                               [fault["order_no"]]).fetchone()
+            assert kept and fault["bad_value"] in kept[0]  # kept as sent; outputs escape it
+
+
+def test_no_clean_record_is_quarantined(outcome):
+    _, _, _, faults, orders, quarantine = outcome
+    by_expectations = [row for row in quarantine if row["detected_by"] == "expectations"]
+    assert by_expectations
+    innocent = [row for row in by_expectations if not any(matches(f, row, orders) for f in faults)]
+    assert not innocent, innocent
+
+
+def test_received_equals_clean_plus_quarantined_for_every_source_and_day(outcome):
+    _, work, _, _, _, _ = outcome
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("select source, table_name, record_day, received, clean, quarantined "
+                           "from quality.record_counts").fetchall()
+        assert {r[0] for r in rows} == {"hotline", "app311", "zhujian", "chengguan", "gongdian", "survey"}
+        assert all(received == clean + quarantined for *_, received, clean, quarantined in rows)
+        assert len({r[2] for r in rows}) >= 30  # per day, not one total
+        # recounted independently: records in the raw tables plus records the boundary rejected
+        for source, table in (("hotline", "orders"), ("zhujian", "gd_main"), ("chengguan", "tickets"),
+                              ("survey", "visits"), ("gongdian", "tickets")):
+            in_raw = con.execute(f"select count(*) from raw_{source}.{table}").fetchone()[0]
+            rejected = con.execute(
+                f"select coalesce(sum(case when payload like '{{\"unit\"%' then "
+                f"cast(json_extract(payload, '$.records') as int) else 1 end), 0) "
+                f"from raw_{source}._quarantine where table_name = ?", [table]).fetchone()[0]
+            received = sum(r[3] for r in rows if r[0] == source and r[1] == table)
+            assert received == in_raw + rejected, (source, table)
+            clean = sum(r[4] for r in rows if r[0] == source and r[1] == table)
+            flagged = con.execute("select count(distinct record_key) from quality.quarantine where source = ? and "
+                                  "table_name = ? and detected_by = 'expectations'", [source, table]).fetchone()[0]
+            assert clean == in_raw - flagged, (source, table)
+
+
+def test_quarantined_records_stay_out_of_the_intermediate_layer(outcome):
+    _, work, _, _, _, quarantine = outcome
+    excluded = [row for row in quarantine if row["action"] == "exclude" and row["detected_by"] == "expectations"]
+    withheld = [row for row in quarantine if row["action"] == "withhold"]
+    assert excluded and withheld
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        tickets = {r[0] for r in con.execute("select source_record from intermediate.int_department_tickets").fetchall()}
+        visits = {r[0] for r in con.execute("select source_record from intermediate.int_work_order_events "
+                                            "where source_system = 'survey'").fetchall()}
+        for row in excluded:
+            if row["source"] in ("zhujian", "chengguan", "gongdian"):
+                assert row["record_key"] not in tickets, row
+        survey_keys = {r["record_key"] for r in excluded if r["source"] == "survey"}
+        assert survey_keys and not survey_keys & visits
+        for row in withheld:
+            content, intake, rejection = con.execute(
+                "select content, intake_source, rejection_reason from intermediate.int_work_orders_unified "
+                "where order_no = ?", [row["order_no"]]).fetchone()
+            if row["column_name"] == "content":
+                assert content is None  # the order stays, its oversized text does not
+            else:  # the field came from another system, or the order is rejected for lack of it
+                assert intake != "hotline" or rejection is not None, row
+
+
+def test_quarantined_values_are_protected(outcome):
+    _, _, folder, _, _, quarantine = outcome
+    values = pq.read_table(folder / "truth" / "personal_values.parquet").to_pylist()
+    numbers = {r["value"] for r in values if r["kind"] in ("phone", "id_no")}
+    text = " ".join(str(row["raw_value"]) for row in quarantine)
+    assert text and not any(number in text for number in numbers)
