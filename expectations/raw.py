@@ -51,6 +51,8 @@ def _file_day(column: str) -> str:
 BOUNDARY_RULES = {
     "missing required field": ("boundary.required_field_present", "completeness", "必填字段缺失"),
     "field ": ("boundary.declared_type_holds", "validity", "字段格式不符合约定（如时间无法解析）"),
+    "conflicting duplicate": ("boundary.no_conflicting_duplicate", "consistency",
+                              "同一记录同一更新时间报送了内容不同的两条"),
     "": ("boundary.unit_readable", "interface_stability", "整个文件或数据页无法读取（如文件被截断）"),
 }
 

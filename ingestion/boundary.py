@@ -113,7 +113,29 @@ def _problems(table: pa.Table, spec: TableSpec) -> list[str | None]:
             value = values[index].as_py()
             if reasons[index] is None and not _is_valid(value, declared):
                 reasons[index] = f"field {column}: {value[:60]!r} is not {declared}"
+    _conflicting_duplicates(table, spec, reasons)
     return reasons
+
+
+def _conflicting_duplicates(table: pa.Table, spec: TableSpec, reasons: list[str | None]) -> None:
+    """A key sent twice in one batch for the same update (same cursor value) with different values is a
+    conflict the department must resolve: the first record is kept, each differing repeat is quarantined.
+    (Exact repeats are harmless: merge-on-key keeps one.)"""
+    cursor = getattr(spec, "cursor_field", None)
+    keys = [*spec.primary_key, *([cursor] if cursor else [])]
+    if table.num_rows < 2 or not all(c in table.column_names for c in keys):
+        return
+    counts = table.select(keys).group_by(keys).aggregate([([], "count_all")])
+    if not pc.any(pc.greater(counts["count_all"], 1)).as_py():
+        return
+    first_of: dict[tuple, int] = {}
+    for index, key in enumerate(zip(*(table.column(c).to_pylist() for c in keys), strict=True)):
+        if reasons[index] is not None or any(part is None for part in key):
+            continue
+        first = first_of.setdefault(key, index)
+        if first != index and table.slice(index, 1).to_pylist() != table.slice(first, 1).to_pylist():
+            shown = ", ".join(f"{c}={v}" for c, v in zip(keys, key, strict=True))
+            reasons[index] = f"conflicting duplicate: {shown} sent again with different values"
 
 
 # Patterns that only match valid values (days up to 28: the 29th-31st are checked exactly).

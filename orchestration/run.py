@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -31,6 +32,43 @@ def prepare_dagster_home() -> dg.DagsterInstance:
     shutil.copyfile(settings.project_root() / instance_file(), home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
+
+
+# Tags on every run this CLI executes in-process: which machine and process runs it.
+PID_TAG = "citizen_voice/pid"
+HOST_TAG = "citizen_voice/host"
+
+
+def _process_tags() -> dict[str, str]:
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """In-process runs of this machine whose process is gone (killed, or the machine restarted) stay
+    'started' and keep their slot in the one-writer warehouse pool, so every later run would wait forever.
+    Mark them failed and free their slots — what the daemon's run monitoring does for runs it launched."""
+    host, released = socket.gethostname(), []
+    active = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
+    for record in instance.get_run_records(filters=active):
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG)
+        if run.tags.get(HOST_TAG) != host or pid is None or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"process {pid} on {host} is gone (killed or restarted): marked failed "
+                                        "so the run can be retried")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
 
 
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -98,11 +136,12 @@ def run_partitions(job_name: str, first: str, last: str, selection: str | None =
         if not keys:
             raise ValueError(f"the selection {selection!r} has no assets in job {job_name}")
     instance = prepare_dagster_home()
+    release_dead_runs(instance)
     results = {}
     for key in partition_keys(job, first, last):
         result = job.execute_in_process(instance=instance, partition_key=key, asset_selection=keys,
                                         run_config=QUIET_LOGGERS if quiet else None, raise_on_error=False,
-                                        tags={"citizen_voice/backfill": f"{first}..{last}"})
+                                        tags={"citizen_voice/backfill": f"{first}..{last}", **_process_tags()})
         results[key] = result
         if on_done:
             on_done(key, result)
@@ -118,6 +157,7 @@ def run_pipeline(day: date | None = None, months: list[str] | None = None, week_
 
     definitions = defs()
     instance = prepare_dagster_home()
+    release_dead_runs(instance)
     day = day or (datetime.now(ZoneInfo(TIMEZONE)).date() - timedelta(days=1))
     plan = [("daily_update", day.isoformat())]
     plan += [("monthly_bulletin", f"{month}-01") for month in months or []]
@@ -127,7 +167,7 @@ def run_pipeline(day: date | None = None, months: list[str] | None = None, week_
     for job_name, key in plan:
         job = definitions.resolve_job_def(job_name)
         result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
-                                        run_config=QUIET_LOGGERS if quiet else None)
+                                        run_config=QUIET_LOGGERS if quiet else None, tags=_process_tags())
         done.append((job_name, key, result))
         if not result.success:
             break

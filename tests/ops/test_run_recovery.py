@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,17 +28,29 @@ KEYS = {
 }
 
 
+def _run_count(home: Path) -> int:
+    runs = home / "history" / "runs.db"
+    if not runs.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{runs}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("select count(*) from runs").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet, or busy
+        return 0
+
+
 def _run_ingest(env: dict, log: Path, kill_after: float | None) -> int | None:
-    """Run the ingest stage; with kill_after, SIGKILL it that many seconds after the run first wrote the
-    warehouse (so the kill lands inside the loads, whatever the start-up time)."""
+    """Run the ingest stage; with kill_after, SIGKILL it that many seconds after its Dagster run started
+    (so the kill lands inside the loads, whatever the start-up time)."""
+    home = Path(env["DAGSTER_HOME"])
+    runs_before = _run_count(home)
     with log.open("ab") as output:
         process = subprocess.Popen([CLI, "run", "--stage", "ingest"], env=env, stdout=output, stderr=output,
                                    start_new_session=True)
     if kill_after is None:
         return process.wait(timeout=600)
-    pipelines = Path(env["CV_WAREHOUSE"]).parent / ".dlt_pipelines"
     deadline = time.monotonic() + 120
-    while not pipelines.exists() and process.poll() is None and time.monotonic() < deadline:
+    while _run_count(home) <= runs_before and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     try:
         return process.wait(timeout=kill_after)
@@ -62,6 +75,14 @@ def _tables(warehouse: Path) -> dict[str, set]:
     return found
 
 
+def _run_statuses(home: Path) -> list[str]:
+    """Killed runs must not stay 'started' holding the warehouse pool: the rerun marks them failed."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return [r.dagster_run.status.value for r in instance.get_run_records()]
+
+
 def test_killed_run_rerun_equals_uninterrupted(pipeline_city, tmp_path):
     city, _ = pipeline_city
     rng = random.Random(11)
@@ -76,10 +97,14 @@ def test_killed_run_rerun_equals_uninterrupted(pipeline_city, tmp_path):
         with SandboxServers(work / "sandbox", hotline_port=0, open311_port=0,
                             hotline_token=settings.hotline_token()) as servers:
             env.update(CV_HOTLINE_URL=servers.hotline_url, CV_OPEN311_URL=servers.open311_url)
-            killed = sum(_run_ingest(env, work / "run.log", rng.uniform(1.0, 8.0)) is None for _ in range(kills))
+            killed = sum(_run_ingest(env, work / "run.log", rng.uniform(0.5, 3.0)) is None for _ in range(kills))
             assert killed == kills, (work / "run.log").read_text(errors="replace")[-2000:]
             code = _run_ingest(env, work / "run.log", None)
             assert code == 0, (work / "run.log").read_text(errors="replace")[-3000:]
         results[name] = _tables(work / "warehouse.duckdb")
+        statuses = _run_statuses(work / "dagster_home")
+        # newest first: the rerun succeeded; no killed run is left 'started' holding the warehouse pool
+        assert statuses[0] == "SUCCESS" and "STARTED" not in statuses, statuses
+        assert statuses.count("FAILURE") >= min(kills, 1), statuses
     for table in results["reference"]:
         assert results["killed"][table] == results["reference"][table], table

@@ -12,10 +12,6 @@ import pytest
 
 SOURCE_OF_SYSTEM = {"hotline": "hotline", "open311": "app311", "zhujian": "zhujian", "chengguan": "chengguan",
                     "gongdian": "gongdian", "survey": "survey"}
-# A fault the platform cannot catch after ingestion: the hotline API sends a conflicting second record
-# with the same order_no, the raw table is merged on order_no and the duplicate leaves no trace.
-# Catching it needs the ingestion boundary to flag repeated primary keys within a load.
-NOT_CATCHABLE_AFTER_INGESTION = {("hotline", "conflicting_duplicate")}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +56,7 @@ def test_the_jobs_succeed_with_the_quality_step(quality_run):
 
 def test_every_injected_fault_is_caught_by_a_named_expectation_and_quarantined(outcome):
     _, _, _, faults, orders, quarantine = outcome
-    expected = [f for f in faults if f["expected"] == "quarantine"
-                and (f["system"], f["fault_type"]) not in NOT_CATCHABLE_AFTER_INGESTION]
+    expected = [f for f in faults if f["expected"] == "quarantine"]
     assert len(expected) >= 25
     missed, names = [], {}
     for fault in expected:
@@ -73,13 +68,21 @@ def test_every_injected_fault_is_caught_by_a_named_expectation_and_quarantined(o
     assert all(name.startswith(("raw_", "boundary.")) for found in names.values() for name in found)
 
 
-def test_the_fault_the_raw_layer_cannot_see_is_still_missed(outcome):
-    """Documents the gap above: if ingestion starts flagging repeated keys, drop the exemption."""
-    _, _, _, faults, orders, quarantine = outcome
-    gaps = [f for f in faults if (f["system"], f["fault_type"]) in NOT_CATCHABLE_AFTER_INGESTION]
-    assert gaps
-    assert not any(matches(f, row, orders) and row["order_no"] == f["order_no"] and
-                   row["expectation"].endswith("unique") for f in gaps for row in quarantine)
+def test_a_conflicting_duplicate_is_quarantined_and_the_first_record_kept(outcome):
+    """The hotline sends a second record for the same order and update time with another category: the
+    boundary quarantines the repeat (boundary.no_conflicting_duplicate), the first record stays."""
+    _, work, _, faults, orders, quarantine = outcome
+    conflicts = [f for f in faults if (f["system"], f["fault_type"]) == ("hotline", "conflicting_duplicate")]
+    assert conflicts
+    for fault in conflicts:
+        caught = [row for row in quarantine if row["order_no"] == fault["order_no"]
+                  and row["expectation"] == "boundary.no_conflicting_duplicate"]
+        assert len(caught) == 1, fault
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        for fault in conflicts:
+            kept = con.execute("select category_code from raw_hotline.orders where order_no = ?",
+                               [fault["order_no"]]).fetchall()
+            assert kept == [(orders[fault["order_no"]]["category_code"],)]
 
 
 def test_sanitize_faults_are_kept_not_quarantined(outcome):
