@@ -10,6 +10,7 @@ project-local defaults so a fresh clone works without configuration.
                   (citizen_voice.privacy; a generated key under data/.secrets/ for the sandbox)
   CV_REQUIRE_KEYS=1  refuse to generate keys (production)
   CV_OPS_DIR      operational records: alerts          (default data/ops)
+  CV_MODELS       trained classifier models            (default data/models, beside the warehouse)
   CV_ALERT_WEBHOOK_URL     post each alert to this URL (optional; secret, from the environment)
   CV_ALERT_WEBHOOK_FORMAT  json (default), wecom (企业微信机器人) or dingtalk (钉钉机器人)
   CV_DAGSTER_UI_URL        base address of the Dagster UI used in alert links (default http://127.0.0.1:3000)
