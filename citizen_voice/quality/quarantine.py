@@ -10,7 +10,8 @@ Written, each run from scratch (the raw layer is merged on keys, so the quaranti
   quality.check_results   per expectation: records checked, failed, masked examples, GX errors
 
 The intermediate models read quality.quarantine: action `exclude` keeps the record out, `withhold`
-keeps only the failing column's value out (the next system in the field precedence supplies it).
+keeps only the failing column's value out (the next system in the field precedence supplies it),
+`not_loaded` marks a conflicting repeat the boundary kept out of the raw table (the first record stays).
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ def _as_date(value) -> date | None:
     return value.date() if hasattr(value, "date") else value
 
 
+CONFLICT_RULE = "boundary.no_conflicting_duplicate"
+
+
 def boundary_rows(con, sources: list[tuple[str, str]], now: datetime) -> list[dict]:
     """The ingestion boundary's quarantine, as rows of quality.quarantine."""
     rows = []
@@ -186,7 +190,9 @@ def boundary_rows(con, sources: list[tuple[str, str]], now: datetime) -> list[di
                 "record_id": _text(payload.get(id_field)) if id_field else None,
                 "order_no": next((str(payload[f]) for f in ORDER_FIELDS if payload.get(f)), None),
                 "record_day": day or _load_day(load_id), "expectation": name, "severity": "critical",
-                "dimension": dimension, "action": "exclude", "column_name": None,
+                # a conflicting repeat never reached the raw table and shares its key with the record kept
+                "dimension": dimension, "action": "not_loaded" if name == CONFLICT_RULE else "exclude",
+                "column_name": None,
                 "raw_value": protect({"reason": reason, **({"records": payload["records"]} if is_unit else
                                                            {k: v for k, v in payload.items()
                                                             if not k.endswith("_pseudonym")})}),
