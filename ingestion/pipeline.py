@@ -251,11 +251,12 @@ class SourceLoad:
     def execute(self) -> list[str]:
         """Run the load. A load interrupted earlier (crash after extract) is finished first: dlt
         would otherwise ignore the new extraction while pending packages exist."""
-        load_ids = []
+        infos = []
         if self.pipeline.has_pending_data:
-            load_ids += list(self.pipeline.run().loads_ids)
-        load_ids += list(self.pipeline.run(self.source).loads_ids)
-        return load_ids
+            # None when the interrupted run left nothing that still needed loading
+            infos.append(self.pipeline.run())
+        infos.append(self.pipeline.run(self.source))
+        return [load_id for info in infos if info is not None for load_id in info.loads_ids]
 
     def complete(self, load_ids: list[str]) -> dict:
         """After a successful load: move identities, record the load; returns the load-log record."""
