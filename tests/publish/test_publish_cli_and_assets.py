@@ -59,7 +59,8 @@ def test_publish_assets_materialize(publish_env, publish_city, dbt_manifest):
     from orchestration.defs import WAREHOUSE_POOL
     from orchestration.defs.publish import build_defs
 
-    assets = [a for a in build_defs().assets if a.key.path[0] == "publish"]
+    # the bulletin assets (monthly/weekly partitions, reading text and quality) are run by tests/e2e
+    assets = [a for a in build_defs().assets if a.key.path[0] == "publish" and "bulletin" not in a.key.path[1]]
     assert {a.key.to_user_string() for a in assets} == {
         "publish/department_shares", "publish/open_data", "publish/serving_snapshot", "publish/postgres_serving"}
     for asset in assets:
