@@ -15,7 +15,7 @@ import pstats
 import sys
 from pathlib import Path
 
-from bench import tasks
+from bench import stages, tasks  # noqa: F401  (importing bench.stages registers every stage module's tasks)
 
 
 def _write_profile(profiler: cProfile.Profile, path: Path) -> None:

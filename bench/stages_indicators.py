@@ -2,20 +2,13 @@
 backfill, on the transformed warehouse; the floor is the same month's aggregate query alone (no
 writes, no comparisons, no scores).
 
-The child tasks live here, not in bench.tasks: this module registers them and runs as the child
-itself (`python -m bench.stages_indicators TASK --args … --out …`), measured like bench.harness.run_child.
+The child tasks live here, not in bench.tasks: this module registers them (bench.stage imports it).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-
 from bench import tasks
-from bench.harness import PROJECT_ROOT, Context, Floor, Measurement, Stage, _maxrss_mb, stage
+from bench.harness import Context, Floor, Stage, stage
 
 
 def _newest_complete_month(con):
@@ -68,40 +61,15 @@ def indicators_floor(args: dict) -> dict:
     return work.result(orders, figures=len(figures), how="the engine's aggregate SQL run alone in DuckDB")
 
 
-def _measure(ctx: Context, task: str, args: dict, label: str) -> Measurement:
-    """bench.harness.run_child, with this module as the child (so it knows the tasks above)."""
-    logs = ctx.work_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    args_path, out_path = logs / f"{label}.args.json", logs / f"{label}.result.json"
-    args_path.write_text(json.dumps(args, ensure_ascii=False), encoding="utf-8")
-    out_path.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "bench.stages_indicators", task, "--args", str(args_path), "--out", str(out_path)]
-    ctx.log(f"[bench] {label} ...")
-    started = time.perf_counter()
-    with open(logs / f"{label}.stdout", "wb") as stdout, open(logs / f"{label}.stderr", "wb") as stderr:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=ctx.base_env(), stdout=stdout, stderr=stderr,
-                                   stdin=subprocess.DEVNULL)
-        _, status, rusage = os.wait4(process.pid, 0)
-    elapsed, peak = time.perf_counter() - started, _maxrss_mb(rusage)
-    if os.waitstatus_to_exitcode(status) != 0 or not out_path.exists():
-        tail = (logs / f"{label}.stderr").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-8:]
-        error = " | ".join(tail)
-        ctx.failures.append(f"{label}: {error}")
-        ctx.log(f"[bench] {label}: FAILED ({error[:400]})")
-        return Measurement(label, False, {}, elapsed, peak, error)
-    measurement = Measurement(label, True, json.loads(out_path.read_text(encoding="utf-8")), elapsed, peak)
-    ctx.log(f"[bench] {label}: {measurement.seconds:.2f} s work, {measurement.rows:,} orders, peak RSS {peak:,.0f} MB")
-    return measurement
-
-
 @stage("indicators")
 def indicators(ctx: Context) -> list[Stage]:
     if not ctx.warehouse.exists():
         return [Stage(name="indicators", notes="skipped: no warehouse (run the ingest and transform stages first)")]
     args = {"warehouse": str(ctx.warehouse)}
-    floor_m = _measure(ctx, "indicators_floor", args, "floor-indicators")
-    month = _measure(ctx, "indicators_compute", {**args, "mode": "month"}, "indicators-month")
-    backfill = _measure(ctx, "indicators_compute", {**args, "mode": "backfill", "months": 12}, "indicators-backfill")
+    floor_m = ctx.measure("indicators_floor", args, label="floor-indicators")
+    month = ctx.measure("indicators_compute", {**args, "mode": "month"}, label="indicators-month")
+    backfill = ctx.measure("indicators_compute", {**args, "mode": "backfill", "months": 12},
+                           label="indicators-backfill")
     floor = None
     if floor_m.ok:
         floor = Floor(name="aggregate SQL alone", seconds=floor_m.seconds, rows=floor_m.rows,
@@ -120,8 +88,3 @@ def indicators(ctx: Context) -> list[Stage]:
                                       floor=floor if name == "indicators" else None, notes=notes, details=r))
     return records
 
-
-if __name__ == "__main__":
-    from bench.stage import main
-
-    sys.exit(main())

@@ -2,8 +2,7 @@
 transformed warehouse, against a plain single-process `jieba.lcut` loop over the same texts.
 
 Parent side: `@stage("text")` (registered when bench.stages imports this module). Child side: the
-tasks below run in their own process as `python -m bench.stages_text TASK --args A --out R` (the
-same protocol as bench.stage, whose task registry this module extends before handing over).
+tasks below, registered in bench.tasks and run by `python -m bench.stage TASK` in their own process.
 The measured work runs on a copy of the warehouse, so the benchmark's warehouse stays as the
 transform stage left it.
 """
@@ -12,55 +11,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 
-from bench import tasks
-from bench.harness import PROJECT_ROOT, Context, Floor, Measurement, Stage, _maxrss_mb, stage
+from bench.harness import Context, Floor, Stage, stage
 from bench.tasks import Work, task
-
-
-def _measure(ctx: Context, task_name: str, args: dict, label: str) -> Measurement:
-    """bench.harness.run_child for this module's tasks (the child must import this module)."""
-    import json
-
-    logs = ctx.work_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    args_path, out_path = logs / f"{label}.args.json", logs / f"{label}.result.json"
-    args_path.write_text(json.dumps(args, ensure_ascii=False, indent=1), encoding="utf-8")
-    out_path.unlink(missing_ok=True)
-    ctx.log(f"[bench] {label} ...")
-    started = time.perf_counter()
-    with open(logs / f"{label}.stdout", "wb") as stdout, open(logs / f"{label}.stderr", "wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "bench.stages_text", task_name, "--args", str(args_path),
-                                    "--out", str(out_path)], cwd=PROJECT_ROOT, env=ctx.base_env(), stdout=stdout,
-                                   stderr=stderr, stdin=subprocess.DEVNULL)
-        _, status, rusage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0 or not out_path.exists():
-        tail = (logs / f"{label}.stderr").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-8:]
-        error = f"exit {code}: " + " | ".join(tail)
-        ctx.failures.append(f"{label}: {error}")
-        ctx.log(f"[bench] {label}: FAILED ({error[:300]})")
-        return Measurement(label, False, {}, elapsed, _maxrss_mb(rusage), error)
-    result = json.loads(out_path.read_text(encoding="utf-8"))
-    ctx.log(f"[bench] {label}: {result.get('seconds')} s work, {result.get('rows')} rows")
-    return Measurement(label, True, result, elapsed, _maxrss_mb(rusage))
 
 
 @stage("text")
 def text(ctx: Context) -> list[Stage]:
     if not ctx.warehouse.exists():
         return [Stage(name="text", notes="skipped: no transformed warehouse (run ingest and transform first)")]
-    floor_m = _measure(ctx, "text_floor_jieba", {"warehouse": str(ctx.warehouse)}, "floor-text")
+    floor_m = ctx.measure("text_floor_jieba", {"warehouse": str(ctx.warehouse)}, label="floor-text")
     floor = Floor(name="jieba.lcut loop, 1 process", seconds=floor_m.seconds, rows=floor_m.rows,
                   peak_rss_mb=floor_m.peak_rss_mb) if floor_m.ok else None
     copy = ctx.work_dir / "text-warehouse.duckdb"
     shutil.copyfile(ctx.warehouse, copy)
-    m = _measure(ctx, "text_stage", {"warehouse": str(copy), "models": str(ctx.work_dir / "models"), "workers": 2},
-                 "text-stage")
+    m = ctx.measure("text_stage", {"warehouse": str(copy), "models": str(ctx.work_dir / "models"), "workers": 2},
+                    label="text-stage")
     copy.unlink(missing_ok=True)
     if not m.ok:
         return [Stage(name="text", peak_rss_mb=m.peak_rss_mb, notes=f"failed: {m.error[:300]}")]
@@ -151,9 +118,3 @@ def text_stage(args: dict) -> dict:
                                   "keyworded": increment["order_keywords"]["keyworded"],
                                   "classified": increment["classifications"]["classified"], "steps": increment})
 
-
-if __name__ == "__main__":
-    from bench import stage as child
-
-    assert tasks.TASKS["text_stage"] is text_stage
-    sys.exit(child.main())

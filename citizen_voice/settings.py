@@ -41,6 +41,16 @@ def warehouse_path() -> Path:
     return _path("CV_WAREHOUSE", "data/warehouse.duckdb")
 
 
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+
+
+def duckdb_config() -> dict[str, str]:
+    """Settings of every connection the platform opens to the warehouse file. DuckDB's own default memory
+    limit is 80 % of the machine's RAM, which a year of events fills while merging and joining; with a
+    limit it spills to a temporary folder beside the file instead. CV_DUCKDB_MEMORY_LIMIT overrides it."""
+    return {"memory_limit": os.environ.get("CV_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)}
+
+
 def sandbox_dir() -> Path:
     return _path("CV_SANDBOX", "data/sandbox")
 

@@ -18,6 +18,9 @@ def connect(path: Path | None = None, read_only: bool = False):
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run the pipeline first (make demo)")
     con = duckdb.connect(str(path), read_only=read_only)
     try:
+        # SET, not connect(config=...): DuckDB refuses a second connection to a file opened with other options
+        for name, value in settings.duckdb_config().items():
+            con.execute(f"set global {name} = '{value}'")
         yield con
     finally:
         con.close()

@@ -5,13 +5,18 @@ so each suite's frame is read through a read-only DuckDB connection into pandas 
 dataframe batch of an ephemeral context. Results are asked for in the COMPLETE format with the
 record key as the index column, so every failing record is known by its key; GX's exception_info is
 always read: an expectation that raised is an error of the suite, never a silent pass or fail.
+
+Memory does not grow with history: a frame longer than CHUNK_ROWS is read and validated chunk by chunk
+and the results are summed. Uniqueness is the one rule a chunk cannot see, so for a chunked frame the
+query counts each key's copies over the whole table and the chunk expects at most one copy.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 import great_expectations as gx
 import pandas as pd
@@ -39,7 +44,8 @@ class SuiteResult:
     rows: int
     results: list[CheckResult]
     seconds: float
-    frame: pd.DataFrame | None = None
+    failing_rows: pd.DataFrame | None = None  # the frame's rows of every record that failed a check
+    day_counts: Counter = field(default_factory=Counter)  # distinct records per record_day, if the frame has it
     error: str | None = None  # the frame could not be read (missing table or column: a schema failure)
 
     @property
@@ -110,8 +116,78 @@ def _plain(value):
     return value
 
 
+CHUNK_ROWS = 500_000
+VECTOR_ROWS = 2048  # DuckDB hands results over in vectors of this many rows
+
+
 def read_frame(con, suite: Suite) -> pd.DataFrame:
     return con.execute(suite.frame_sql).df()
+
+
+def _copies_column(column: str) -> str:
+    return f"{column}__copies"
+
+
+def _for_chunks(suite: Suite) -> tuple[Suite, dict[str, str]]:
+    """The suite with each uniqueness rule restated on a whole-table count of the key's copies."""
+    unique = {c.name: c.expectation.column for c in suite.checks
+              if isinstance(c.expectation, gx.expectations.ExpectColumnValuesToBeUnique)}
+    if not unique:
+        return suite, {}
+    counts = ", ".join(f'case when "{column}" is null then null else count(*) over (partition by "{column}") end '
+                       f'as "{_copies_column(column)}"' for column in sorted(set(unique.values())))
+    checks = tuple(replace(c, expectation=gx.expectations.ExpectColumnValuesToBeBetween(
+        column=_copies_column(unique[c.name]), max_value=1)) if c.name in unique else c for c in suite.checks)
+    return replace(suite, frame_sql=f"select *, {counts} from ({suite.frame_sql})", checks=checks), unique
+
+
+def _merge(total: list[CheckResult] | None, chunk: list[CheckResult]) -> list[CheckResult]:
+    if total is None:
+        return chunk
+    for into, part in zip(total, chunk, strict=True):
+        into.success = into.success and part.success
+        into.element_count += part.element_count
+        into.unexpected_count += part.unexpected_count
+        into.failing += part.failing
+        into.error = into.error or part.error
+    return total
+
+
+def _failing_rows(frame: pd.DataFrame, results: list[CheckResult]) -> pd.DataFrame:
+    keys = {f["record_key"] for r in results for f in r.failing}
+    return frame[frame[RECORD_KEY].astype(str).isin(keys)] if keys else frame.iloc[0:0]
+
+
+def _validate_chunks(con, suite: Suite, context, chunk_rows: int) -> tuple[int, list[CheckResult], pd.DataFrame]:
+    rows = con.execute(f"select count(*) from ({suite.frame_sql})").fetchone()[0]
+    chunked, unique = (suite, {}) if rows <= chunk_rows else _for_chunks(suite)
+    by_name = {c.name: c for c in suite.checks}
+    con.execute(chunked.frame_sql)
+    total, failing = None, []
+    while True:
+        frame = con.fetch_df_chunk(max(1, chunk_rows // VECTOR_ROWS))
+        if total is not None and not len(frame):
+            break
+        results = validate_frame(chunked, frame, context)
+        for result in results:
+            result.check = by_name[result.check.name]
+            if result.check.name in unique:  # report the repeated key, not its count of copies
+                values = dict(zip(frame[RECORD_KEY].astype(str), frame[unique[result.check.name]], strict=True))
+                result.failing = [{**f, "value": _plain(values.get(f["record_key"]))} for f in result.failing]
+        failing.append(_failing_rows(frame, results))
+        total = _merge(total, results)
+        if not len(frame):
+            break
+    columns = [c for c in failing[0].columns if not c.endswith("__copies")]
+    return rows, total, pd.concat(failing, ignore_index=True)[columns]
+
+
+def _day_counts(con, suite: Suite) -> Counter:
+    columns = {r[0] for r in con.execute(f"describe select * from ({suite.frame_sql})").fetchall()}
+    if "record_day" not in columns:
+        return Counter()
+    return Counter(dict(con.execute(f"select record_day, count(distinct {RECORD_KEY}) from ({suite.frame_sql}) "
+                                    "group by all").fetchall()))
 
 
 def validate_frame(suite: Suite, frame: pd.DataFrame, context=None) -> list[CheckResult]:
@@ -142,14 +218,15 @@ def validate_frame(suite: Suite, frame: pd.DataFrame, context=None) -> list[Chec
     return sorted(results, key=lambda r: [c.name for c in suite.checks].index(r.check.name))
 
 
-def run_suite(con, suite: Suite, context=None) -> SuiteResult:
+def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS) -> SuiteResult:
     started = time.perf_counter()
     try:
-        frame = read_frame(con, suite)
+        day_counts = _day_counts(con, suite)
+        rows, results, failing_rows = _validate_chunks(con, suite, context or _context(), chunk_rows)
     except Exception as error:  # noqa: BLE001 - a missing table/column is the suite's schema failure
-        return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame query failed: {error}")
-    results = validate_frame(suite, frame, context)
-    return SuiteResult(suite, len(frame), results, time.perf_counter() - started, frame=frame)
+        return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame could not be read: {error}")
+    return SuiteResult(suite, rows, results, time.perf_counter() - started, failing_rows=failing_rows,
+                       day_counts=day_counts)
 
 
 def run_suites(con, suites: list[Suite]) -> list[SuiteResult]:

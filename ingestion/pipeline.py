@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dlt
-import duckdb
 import pyarrow as pa
 from dlt.common.schema import Schema
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from citizen_voice import settings
+from citizen_voice.warehouse import connect as warehouse_connection
 from ingestion import boundary
 from ingestion.core import Rejected
 from ingestion.registry import SourceEntry, load_registry
@@ -163,7 +164,7 @@ def build_source(entry: SourceEntry, counts: LoadCounts):
 def move_identities(warehouse: Path, entry: SourceEntry) -> int:
     """Move encrypted identifiers from the load's staging table into the restricted schema, in one
     transaction (idempotent: a rerun after a crash moves whatever is left)."""
-    with duckdb.connect(str(warehouse)) as con:
+    with warehouse_connection(warehouse) as con:
         exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
                              "and table_name = ?", [entry.dataset, IDENTITIES_TABLE]).fetchone()[0]
         if not exists:
@@ -186,7 +187,8 @@ def make_pipeline(entry: SourceEntry, warehouse: Path, dataset: str | None = Non
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     pipeline = dlt.pipeline(
         pipeline_name=f"cv_{dataset or entry.dataset}",
-        destination=dlt.destinations.duckdb(str(warehouse)),
+        destination=dlt.destinations.duckdb(DuckDbCredentials(str(warehouse),
+                                                                global_config=settings.duckdb_config())),
         dataset_name=dataset or entry.dataset,
         pipelines_dir=str(warehouse.parent / ".dlt_pipelines"),
     )
@@ -229,7 +231,7 @@ def _record(warehouse: Path, entry: SourceEntry, load_ids: list[str], started: d
         "reconciles": counts.reconciles(), "counts": json.dumps(counts.as_dict(), ensure_ascii=False),
         "cursors": json.dumps(cursors, ensure_ascii=False, default=str),
     }
-    with duckdb.connect(str(warehouse)) as con:
+    with warehouse_connection(warehouse) as con:
         con.execute(LOAD_LOG_DDL)
         con.execute(f"insert or replace into ops.load_log ({', '.join(row)}) values ({', '.join('?' * len(row))})",
                     list(row.values()))

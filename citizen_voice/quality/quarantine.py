@@ -116,7 +116,7 @@ class QuarantineRun:
 
 def _failure_rows(result: SuiteResult, now: datetime) -> tuple[list[dict], list[dict]]:
     suite = result.suite
-    frame = result.frame
+    frame = result.failing_rows
     by_key = {}
     if frame is not None and len(frame):
         id_column = NATURAL_ID.get(suite.name)
@@ -213,26 +213,26 @@ def _record_counts(results: list[SuiteResult], failures: list[dict], boundary: l
         actions[(row["source"], row["table_name"], row["record_key"])].add(row["action"])
     counts: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for result in results:
-        if result.frame is None or not len(result.frame):
-            continue
         source, table = result.suite.source, result.suite.table
-        frame = result.frame[["record_key", "record_day"]].drop_duplicates("record_key")
-        bad = frame["record_key"].isin(failing_keys[(source, table)])
-        for key, day, is_bad in zip(frame["record_key"], frame["record_day"].map(_as_date), bad, strict=True):
-            bucket = counts[(source, table, day)]
-            bucket["in_warehouse"] += 1
-            if is_bad:
+        for day, records in result.day_counts.items():
+            counts[(source, table, _as_date(day))]["in_warehouse"] += records
+        bad_keys = failing_keys[(source, table)]
+        if not bad_keys or result.failing_rows is None or not len(result.failing_rows):
+            continue
+        failing = result.failing_rows[["record_key", "record_day"]].drop_duplicates("record_key")
+        for key, day in zip(failing["record_key"].astype(str), failing["record_day"].map(_as_date), strict=True):
+            if key in bad_keys:
+                bucket = counts[(source, table, day)]
                 bucket["quarantined_by_expectations"] += 1
                 bucket["withheld_only"] += actions[(source, table, key)] == {"withhold"}
-            else:
-                bucket["clean"] += 1
     for row in boundary:
         counts[(row["source"], row["table_name"], row["record_day"])]["quarantined_at_boundary"] += row["_records"]
     rows = []
     for (source, table, day), c in sorted(counts.items(), key=lambda item: (item[0][0], item[0][1], str(item[0][2]))):
         rows.append({
             "source": source, "table_name": table, "record_day": day,
-            "received": c["in_warehouse"] + c["quarantined_at_boundary"], "clean": c["clean"],
+            "received": c["in_warehouse"] + c["quarantined_at_boundary"],
+            "clean": c["in_warehouse"] - c["quarantined_by_expectations"],
             "quarantined": c["quarantined_by_expectations"] + c["quarantined_at_boundary"],
             "quarantined_at_boundary": c["quarantined_at_boundary"],
             "quarantined_by_expectations": c["quarantined_by_expectations"], "withheld_only": c["withheld_only"],
