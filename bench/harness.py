@@ -46,12 +46,22 @@ PLANNED = {
     "publish": "bulletin, department shares and open data (publishing issue)",
 }
 
-# Scenarios: "full" measures the stages on a fresh warehouse; others are hooks for later issues.
+# Scenarios: "full" measures the stages on a fresh warehouse; another scenario runs the function it registers
+# with @scenario(name) instead of the stages (a scenario without one is reported as skipped with its note).
 SCENARIOS: dict[str, str | None] = {
     "full": None,
-    "daily-increment": "not yet: one day's new and updated records on top of a loaded warehouse "
-                       "(incremental ingest + transform) arrives with the incremental-load work",
+    "daily-increment": "one new day of orders and late status updates on top of the city's history, through "
+                       "the daily_update job (bench/scenario_increment.py)",
 }
+SCENARIO_FUNCTIONS: dict[str, Callable[[Context], list[Stage]]] = {}
+
+
+def scenario(name: str):
+    """Register a scenario function: (Context) -> list[Stage], run by run_benchmark instead of the stages."""
+    def register(function):
+        SCENARIO_FUNCTIONS[name] = function
+        return function
+    return register
 
 
 def stage(name: str):
@@ -369,7 +379,14 @@ def run_benchmark(scale: int, seed: int = DEFAULT_SEED, stages: list[str] | None
     started = datetime.now()
     machine_at_start = machine()
     records: list[Stage] = []
-    if SCENARIOS[scenario] is not None:
+    if scenario in SCENARIO_FUNCTIONS:
+        try:
+            records.extend(best_of([SCENARIO_FUNCTIONS[scenario](context) for _ in range(max(1, repeat))]))
+        except Exception as exc:  # noqa: BLE001 - reported as a failure with the results, like a stage
+            context.failures.append(f"{scenario}: {type(exc).__name__}: {exc}")
+            log(f"[bench] {scenario}: FAILED: {type(exc).__name__}: {exc}")
+            records.append(Stage(name=scenario, notes=f"failed: {type(exc).__name__}: {exc}"))
+    elif SCENARIOS[scenario] is not None:
         log(f"[bench] scenario {scenario}: {SCENARIOS[scenario]}")
         records.append(Stage.skipped(scenario, SCENARIOS[scenario]))
     else:

@@ -4,7 +4,9 @@
                    from 100000 on the city holds a year of history (365 days), below that 30–92 days
   --seed S         the city's seed (default 12345); the city is cached per (seed, scale)
   --stages a,b     the stages to run, in order (default: all; unimplemented ones are reported as skipped)
-  --scenario NAME  full (default) or daily-increment (a hook: not yet implemented)
+  --scenario NAME  full (default: the stages on a fresh warehouse) or daily-increment (one new day of
+                   orders and late updates on top of the city's history, through the daily_update
+                   job; --stages is ignored; the history is built once per city and commit, not timed)
   --data-dir DIR   where cities, warehouses and logs go (default $CV_BENCH_DIR or data/bench)
   --results-dir D  where the JSON and Markdown results go (default bench/results; for a profiled run
                    <data-dir>/<seed>-<scale>/run/profiles)

@@ -294,4 +294,4 @@ def transform(ctx: Context) -> list[Stage]:
         records.append(Stage(name="transform · incremental", notes=f"failed: {incremental.error[:300]}"))
     return records
 # the other stages register themselves on import
-from bench import stages_checks, stages_indicators, stages_text  # noqa: E402,F401
+from bench import scenario_increment, stages_checks, stages_indicators, stages_publish, stages_text  # noqa: E402,F401

@@ -46,12 +46,19 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+def dbt_target_path() -> Path:
+    """A target folder per warehouse, kept between runs. dbt's partial parsing is only valid for the
+    profile it was saved with, and the profile names the warehouse file: in a fresh folder per run
+    (dagster-dbt's default) every build would parse the whole project again."""
+    return settings.warehouse_path().parent / "dbt_target" / settings.warehouse_path().stem
+
+
 def _dbt_assets(project: DbtProject, name: str, **selection):
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=WarehouseTranslator(),
                 name=name, pool=WAREHOUSE_POOL, **selection)
     def assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         os.environ.setdefault("CV_WAREHOUSE", str(settings.warehouse_path()))
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from dbt.cli(["build"], context=context, target_path=dbt_target_path()).stream()
 
     return assets
 
