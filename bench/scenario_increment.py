@@ -307,7 +307,7 @@ def increment_daily_update(args: dict) -> dict:
     steps = {s.step_key: round(s.end_time - s.start_time, 3) for s in instance.get_run_step_stats(result.run_id)
              if s.start_time and s.end_time}
     run = instance.get_run_stats(result.run_id)
-    dbt = _dbt_breakdown(result.run_id)
+    dbt = _dbt_breakdown()
     with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
         facts = _facts(con)
         change, loads = _change(con, args["history_warehouse"], day) if args.get("history_warehouse") else ({}, {})
@@ -316,17 +316,17 @@ def increment_daily_update(args: dict) -> dict:
                        steps=steps, dbt=dbt, facts=facts, change=change, loads=loads)
 
 
-def _dbt_breakdown(run_id: str) -> dict[str, dict]:
-    """dbt's own figures for each dbt step of the run, from the run_results.json dagster-dbt leaves in its
-    default target folders (<project>/target/<step>-<run id prefix>-<hash>; none when the platform sets
-    its own target path): the rest of the step is dbt's start-up and Dagster's handling of its events."""
-    from citizen_voice import settings
+def _dbt_breakdown() -> dict[str, dict]:
+    """dbt's own figures for each dbt step of the run, from the run_results.<step>.json each dbt step
+    leaves in the warehouse's dbt target folder: the rest of the step is dbt's start-up and Dagster's
+    handling of its events."""
+    from orchestration.defs.warehouse import dbt_target_path
 
     found = {}
-    for path in sorted((settings.dbt_project_dir() / "target").glob(f"*-{run_id[:7]}-*/run_results.json")):
+    for path in sorted(dbt_target_path().glob("run_results.*.json")):
         results = json.loads(path.read_text(encoding="utf-8"))
         slowest = sorted(results["results"], key=lambda r: -r["execution_time"])[:5]
-        found[path.parent.name.rsplit("-", 2)[0]] = {
+        found[path.name.split(".")[1]] = {
             "dbt_elapsed": round(results["elapsed_time"], 3), "nodes": len(results["results"]),
             "slowest": {r["unique_id"].split(".")[2]: round(r["execution_time"], 2) for r in slowest}}
     return found

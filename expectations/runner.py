@@ -171,7 +171,7 @@ def _validate_chunks(con, suite: Suite, context, chunk_rows: int) -> tuple[int, 
         results = validate_frame(chunked, frame, context)
         for result in results:
             result.check = by_name[result.check.name]
-            if result.check.name in unique:  # report the repeated key, not its count of copies
+            if result.check.name in unique and result.failing:  # report the repeated key, not its count
                 values = dict(zip(frame[RECORD_KEY].astype(str), frame[unique[result.check.name]], strict=True))
                 result.failing = [{**f, "value": _plain(values.get(f["record_key"]))} for f in result.failing]
         failing.append(_failing_rows(frame, results))
@@ -218,13 +218,22 @@ def validate_frame(suite: Suite, frame: pd.DataFrame, context=None) -> list[Chec
     return sorted(results, key=lambda r: [c.name for c in suite.checks].index(r.check.name))
 
 
+FRAME_TABLE = "suite_frame"
+
+
 def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS) -> SuiteResult:
+    """Validate the suite's records; the frame query runs once, into a temporary table (allowed on a
+    read-only connection) that the counts and the chunks then read."""
     started = time.perf_counter()
     try:
-        day_counts = _day_counts(con, suite)
-        rows, results, failing_rows = _validate_chunks(con, suite, context or _context(), chunk_rows)
+        con.execute(f"create or replace temp table {FRAME_TABLE} as {suite.frame_sql}")
+        materialized = replace(suite, frame_sql=f"select * from {FRAME_TABLE}")
+        day_counts = _day_counts(con, materialized)
+        rows, results, failing_rows = _validate_chunks(con, materialized, context or _context(), chunk_rows)
     except Exception as error:  # noqa: BLE001 - a missing table/column is the suite's schema failure
         return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame could not be read: {error}")
+    finally:
+        con.execute(f"drop table if exists {FRAME_TABLE}")
     return SuiteResult(suite, rows, results, time.perf_counter() - started, failing_rows=failing_rows,
                        day_counts=day_counts)
 

@@ -8,6 +8,7 @@ the staging records) → intermediate and marts, which read quality.quarantine a
 
 
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,7 +59,10 @@ def _dbt_assets(project: DbtProject, name: str, **selection):
                 name=name, pool=WAREHOUSE_POOL, **selection)
     def assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         os.environ.setdefault("CV_WAREHOUSE", str(settings.warehouse_path()))
-        yield from dbt.cli(["build"], context=context, target_path=dbt_target_path()).stream()
+        target = dbt_target_path()
+        yield from dbt.cli(["build"], context=context, target_path=target).stream()
+        # both dbt steps share the folder: keep each one's results (read by operators and the benchmark)
+        shutil.copyfile(target / "run_results.json", target / f"run_results.{name}.json")
 
     return assets
 
