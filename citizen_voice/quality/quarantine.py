@@ -178,8 +178,9 @@ def boundary_rows(con, sources: list[tuple[str, str]], now: datetime) -> list[di
                 key = origin
             else:
                 id_field = BOUNDARY_IDS.get((source, table))
+                # the whole digest: a 16-digit prefix can be all digits and read as a phone number
                 key = f"{id_field}={payload[id_field]}" if id_field and payload.get(id_field) else \
-                    f"record_hash={record_hash[:16]}"
+                    f"record_hash={record_hash}"
             day = _day_from_text(payload.get("_source_file") or (origin if is_unit else None))
             for time_field in TIME_FIELDS:
                 if day is None and payload.get(time_field):

@@ -3,16 +3,11 @@ day, then one daily_update run loads that day on top of it. Never asserts on tim
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCALE = 600
 SEED = 12345
 
@@ -22,18 +17,8 @@ def _orders_received_on(warehouse: Path, day: str) -> int:
         return con.execute("select count(*) from marts.fct_work_orders where received_date = ?", [day]).fetchone()[0]
 
 
-def test_daily_increment_loads_the_last_day_on_top_of_the_history(tmp_path):
-    data_dir, results_dir = tmp_path / "bench", tmp_path / "results"
-    env = {**os.environ, "CV_BENCH_DIR": str(data_dir), "CV_WAREHOUSE": str(tmp_path / "unused.duckdb"),
-           "CV_SANDBOX": str(tmp_path / "unused-sandbox"), "DAGSTER_HOME": str(tmp_path / "unused-dagster")}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--scale", str(SCALE), "--scenario", "daily-increment",
-         "--results-dir", str(results_dir)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-
-    [result_file] = results_dir.glob(f"*-{SCALE}-daily-increment.json")
-    results = json.loads(result_file.read_text(encoding="utf-8"))
+def test_daily_increment_loads_the_last_day_on_top_of_the_history(tmp_path, run_bench):
+    results, data_dir, results_dir = run_bench("--scale", str(SCALE), "--scenario", "daily-increment")
     assert results["scenario"] == "daily-increment" and results["failures"] == []
     assert (results_dir / f"latest-{SCALE}-daily-increment.md").read_text(encoding="utf-8").startswith("# Benchmark")
     records = {r["name"]: r for r in results["stages"]}

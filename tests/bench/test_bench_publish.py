@@ -5,31 +5,17 @@ It never asserts on timings."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCALE = 600
 PARTS = ("publish · bulletin", "publish · department shares", "publish · open data", "publish · serving snapshot")
 
 
-def test_bench_publish_stage_writes_gated_outputs_and_measures_floors(tmp_path):
-    data_dir, results_dir = tmp_path / "bench", tmp_path / "results"
-    env = {**os.environ, "CV_BENCH_DIR": str(data_dir), "CV_WAREHOUSE": str(tmp_path / "unused.duckdb"),
-           "CV_SANDBOX": str(tmp_path / "unused-sandbox"), "CV_PUBLISHED": str(tmp_path / "unused-published")}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--scale", str(SCALE), "--stages",
-         "generate,ingest,transform,checks,text,indicators,publish", "--results-dir", str(results_dir)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-
-    [result_file] = results_dir.glob(f"*-{SCALE}.json")
-    results = json.loads(result_file.read_text(encoding="utf-8"))
+def test_bench_publish_stage_writes_gated_outputs_and_measures_floors(tmp_path, run_bench):
+    results, data_dir, _ = run_bench("--scale", str(SCALE), "--stages",
+                                     "generate,ingest,transform,checks,text,indicators,publish")
     assert results["failures"] == []
     stages = {s["name"]: s for s in results["stages"]}
     whole = stages["publish"]

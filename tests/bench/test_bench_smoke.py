@@ -3,28 +3,12 @@ its results. It never asserts on timings — the benchmark is not a pass/fail ti
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCALE = 600
 
 
-def test_bench_runs_generate_and_ingest_at_a_tiny_scale(tmp_path):
-    data_dir, results_dir = tmp_path / "bench", tmp_path / "results"
-    env = {**os.environ, "CV_BENCH_DIR": str(data_dir), "CV_WAREHOUSE": str(tmp_path / "unused.duckdb"),
-           "CV_SANDBOX": str(tmp_path / "unused-sandbox")}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--scale", str(SCALE), "--stages", "generate,ingest,transform",
-         "--results-dir", str(results_dir)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-
-    [result_file] = results_dir.glob(f"*-{SCALE}.json")
-    results = json.loads(result_file.read_text(encoding="utf-8"))
+def test_bench_runs_generate_and_ingest_at_a_tiny_scale(tmp_path, run_bench):
+    results, data_dir, results_dir = run_bench("--scale", str(SCALE), "--stages", "generate,ingest,transform",
+                                               timeout=180)
     assert (results_dir / f"latest-{SCALE}.md").read_text(encoding="utf-8").startswith("# Benchmark")
     assert results["scale"] == SCALE and results["failures"] == []
     stages = {s["name"]: s for s in results["stages"]}

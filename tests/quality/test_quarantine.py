@@ -161,3 +161,22 @@ def test_quarantined_values_are_protected(outcome):
     numbers = {r["value"] for r in values if r["kind"] in ("phone", "id_no")}
     text = " ".join(str(row["raw_value"]) for row in quarantine)
     assert text and not any(number in text for number in numbers)
+
+
+def test_a_boundary_record_without_an_id_is_keyed_by_its_whole_digest_which_the_privacy_gate_passes():
+    """A 16-character prefix of a digest can be all digits and read as a phone number by the gate."""
+    from datetime import UTC, datetime
+
+    from citizen_voice.publish import gate
+    from citizen_voice.quality.quarantine import boundary_rows
+
+    digest = "047451572489cab5" + "01627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+    with duckdb.connect() as con:
+        con.execute("create schema raw_hotline")
+        con.execute("create table raw_hotline._quarantine (record_hash varchar, table_name varchar, origin varchar, "
+                    "reason varchar, payload varchar, _dlt_load_id varchar)")
+        con.execute("insert into raw_hotline._quarantine values (?, 'orders', 'GET /api/v1/orders', "
+                    "'missing required field order_no', '{}', '1764115200.1')", [digest])
+        [row] = boundary_rows(con, [("hotline", "raw_hotline")], datetime.now(UTC))
+    assert row["record_key"] == f"record_hash={digest}"
+    assert gate.classify(row["record_key"], None) == []
