@@ -83,12 +83,13 @@ def text_floor_jieba(args: dict) -> dict:
 def text_stage(args: dict) -> dict:
     import duckdb
 
+    from citizen_voice import settings
     from citizen_voice.text import keywords, pipeline, predictions, tokens
     from citizen_voice.text.classify import TextClassifier
 
     os.environ["CV_MODELS"] = args["models"]
     shutil.rmtree(args["models"], ignore_errors=True)
-    with duckdb.connect(args["warehouse"]) as con:
+    with duckdb.connect(args["warehouse"], config=settings.duckdb_config()) as con:  # as the platform connects
         orders = con.execute(f"select count(*) from {tokens.TEXTS}").fetchall()[0][0]
         # the model is trained on the history before the timed run (training is not per-document work)
         vocabulary = tokens.warehouse_vocabulary(con)

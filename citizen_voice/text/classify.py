@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,9 +59,10 @@ def fit_features(token_docs: Sequence[str], min_df: int = MIN_DOCUMENT_FREQUENCY
 
 def vectorize(token_docs: Sequence[str], index: dict[str, int], idf: np.ndarray) -> sparse.csr_matrix:
     """Sublinear tf * idf, rows L2-normalised (unknown features ignored)."""
-    indptr = [0]
-    indices: list[int] = []
-    values: list[float] = []
+    # typed arrays, not lists: 4 bytes per entry instead of a pointer and an int object
+    indptr = array("q", [0])
+    indices = array("i")
+    values = array("f")
     for joined in token_docs:
         counts: dict[int, int] = {}
         for feature in _features_of(_split(joined)):
@@ -70,10 +72,10 @@ def vectorize(token_docs: Sequence[str], index: dict[str, int], idf: np.ndarray)
         indices.extend(counts)
         values.extend(counts.values())
         indptr.append(len(indices))
-    data = np.asarray(values, dtype=np.float32)
-    cols = np.asarray(indices, dtype=np.int32)
+    data = np.frombuffer(values, dtype=np.float32).copy()
+    cols = np.frombuffer(indices, dtype=np.int32)
     data = (1 + np.log(data, where=data > 0, out=np.zeros_like(data))) * idf[cols] if len(data) else data
-    matrix = sparse.csr_matrix((data, cols, np.asarray(indptr, dtype=np.int64)),
+    matrix = sparse.csr_matrix((data, cols, np.frombuffer(indptr, dtype=np.int64)),
                                shape=(len(token_docs), len(idf)), dtype=np.float32)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     norms[norms == 0] = 1

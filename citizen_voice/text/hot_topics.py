@@ -10,8 +10,6 @@ masked at ingestion; this is the publishing-side guard). The table is recomputed
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from citizen_voice.privacy import scrub_text
 from citizen_voice.text.keywords import TOPIC_TABLE
 from citizen_voice.text.tokens import SCHEMA, TEXTS, ensure_schema
@@ -26,6 +24,11 @@ GRAINS = {  # grain -> (period start, previous period start, same period last ye
               "period_start - interval 1 year"),
 }
 AREAS = {"city": "'city'", "district": "district_code", "street": "street_code"}
+SCRUB_FUNCTION = "cv_scrub_title"
+
+
+def _scrub_title(title: str) -> str:
+    return scrub_text(title)
 
 
 def refresh(con, top_n: int = TOP_N) -> dict:
@@ -62,30 +65,40 @@ def refresh(con, top_n: int = TOP_N) -> dict:
             select *, row_number() over (partition by grain, period_start, area_level, area_code
                                          order by orders desc, topic_code) as rank
             from joined qualify rank <= {int(top_n)}""")
-        title_rows = " union all ".join(
-            f"select '{grain}' as grain, cast({period} as date) as period_start, '{level}' as area_level, "
-            f"{area} as area_code, category_code as topic_code, title, count(*) as n from hot_base "
-            f"where {area} is not null and title is not null group by all"
-            for grain, (period, _, _) in GRAINS.items() for level, area in AREAS.items())
-        titles = con.execute(f"""
-            with t as ({title_rows}),
-            kept as (
-                select t.* from t join hot_ranked r using (grain, period_start, area_level, area_code, topic_code)
-            )
-            select grain, period_start, area_level, area_code, topic_code, title from (
-                select *, row_number() over (partition by grain, period_start, area_level, area_code, topic_code
-                                             order by n desc, title) as title_rank from kept
-            ) where title_rank <= {TITLES}
-            order by grain, period_start, area_level, area_code, topic_code, title_rank""").fetchall()
-        examples: dict[tuple, list[str]] = {}
-        for *key, title in titles:
-            examples.setdefault(tuple(key), []).append(scrub_text(title))
-        keys = list(examples)
-        columns = ("grain", "period_start", "area_level", "area_code", "topic_code")
-        hot_examples = pa.table({**{name: pa.array([k[i] for k in keys]) if keys else pa.array([], pa.string())
-                                    for i, name in enumerate(columns)},
-                                 "titles": pa.array([" | ".join(examples[k]) for k in keys], pa.string())})
-        con.register("hot_examples", hot_examples)
+        # the most frequent titles of each ranked topic, one grain and area level at a time (the title
+        # counts of all nine at once would be held together)
+        con.execute("""create or replace temp table hot_titles (grain varchar, period_start date, area_level varchar,
+                       area_code varchar, topic_code varchar, title varchar, title_rank bigint)""")
+        for grain, (period, _, _) in GRAINS.items():
+            for level, area in AREAS.items():
+                con.execute(f"""
+                    insert into hot_titles
+                    with t as (
+                        select '{grain}' as grain, cast({period} as date) as period_start, '{level}' as area_level,
+                               {area} as area_code, category_code as topic_code, title, count(*) as n from hot_base
+                        where {area} is not null and title is not null group by all
+                    ),
+                    kept as (
+                        select t.* from t join hot_ranked r
+                            using (grain, period_start, area_level, area_code, topic_code)
+                    )
+                    select grain, period_start, area_level, area_code, topic_code, title, title_rank from (
+                        select *, row_number() over (partition by period_start, area_code, topic_code
+                                                     order by n desc, title) as title_rank from kept
+                    ) where title_rank <= {TITLES}""")
+        # each distinct title scrubbed once, in SQL through a Python function: nothing per order in Python
+        con.create_function(SCRUB_FUNCTION, _scrub_title, ["VARCHAR"], "VARCHAR")
+        try:
+            con.execute(f"""
+                create or replace temp table hot_examples as
+                with scrubbed as (select title, {SCRUB_FUNCTION}(title) as scrubbed
+                                  from (select distinct title from hot_titles))
+                select grain, period_start, area_level, area_code, topic_code,
+                       string_agg(s.scrubbed, ' | ' order by h.title_rank) as titles
+                from hot_titles h join scrubbed s using (title)
+                group by all""")
+        finally:
+            con.remove_function(SCRUB_FUNCTION)
         has_keywords = con.execute("select count(*) from information_schema.tables where table_schema = ? "
                                    "and table_name = 'topic_keywords'", [SCHEMA]).fetchall()[0][0]
         keywords = (f"(select string_agg(term, ',' order by rank) from {TOPIC_TABLE} k "
@@ -107,7 +120,8 @@ def refresh(con, top_n: int = TOP_N) -> dict:
             left join marts.dim_category c on c.category_code = r.topic_code
             left join hot_examples e using (grain, period_start, area_level, area_code, topic_code)
             order by r.grain, r.period_start, r.area_level, r.area_code, r.rank""")
-        con.unregister("hot_examples")
+        for table in ("hot_base", "hot_counts", "hot_ranked", "hot_titles", "hot_examples"):
+            con.execute(f"drop table if exists {table}")
         con.execute("commit")
     except Exception:
         con.execute("rollback")

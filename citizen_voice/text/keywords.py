@@ -16,6 +16,7 @@ document frequency; TF-IDF runs as one SQL pass instead of a Python loop per tex
 
 from __future__ import annotations
 
+from citizen_voice.text import store
 from citizen_voice.text.tokens import SCHEMA, TEXTS, ensure_schema
 from citizen_voice.text.tokens import TABLE as TOKENS
 
@@ -32,12 +33,14 @@ def _terms(source: str) -> str:
 
 def refresh_document_frequencies(con) -> int:
     ensure_schema(con)
+    # each order's distinct terms, unnested row by row: the aggregate holds one entry per term, not
+    # one per (order, term) pair, so its memory does not grow with the number of orders
     con.execute(f"""
         create or replace table {DF_TABLE} as
-        with terms as (select distinct order_no, term from ({_terms(TOKENS)}))
         select term, count(*)::integer as document_count,
                (select count(*) from {TOKENS})::integer as corpus_documents
-        from terms group by term""")
+        from (select unnest(list_distinct(string_split(tokens, ' '))) as term from {TOKENS} where tokens <> '')
+        group by term""")
     return con.execute(f"select count(*) from {DF_TABLE}").fetchall()[0][0]
 
 
@@ -52,22 +55,30 @@ def _create_place_terms(con) -> None:
 
 
 def update_order_keywords(con, top_k: int = ORDER_KEYWORDS) -> dict:
-    """Keywords of the orders whose current text has none yet; orphans removed."""
+    """Keywords of the orders whose current text has none yet, `store.TEXT_BATCH` orders at a time
+    (each batch its own transaction); orphans removed."""
     ensure_schema(con)
     con.execute(f"""create table if not exists {ORDER_TABLE} (
         order_no varchar not null, text_hash varchar not null, keywords varchar, computed_at timestamp not null)""")
-    con.execute("begin")
-    try:
+    batch_size = store.TEXT_BATCH
+    # the pending keys only, numbered into batches; a batch's tokens are joined in when it is scored
+    con.execute(f"""
+        create or replace temp table pending_keyword_keys as
+        select k.order_no, k.text_hash, (row_number() over (order by k.order_no) - 1) // {int(batch_size)} as batch
+        from {TOKENS} as k
+        left join {ORDER_TABLE} as w on w.order_no = k.order_no and w.text_hash = k.text_hash
+        where w.order_no is null""")
+    pending, batches = con.execute("select count(*), coalesce(max(batch) + 1, 0) from pending_keyword_keys"
+                                   ).fetchall()[0]
+    _create_place_terms(con)
+    for batch in range(batches):
         con.execute(f"""
             create or replace temp table pending_keywords as
-            select k.order_no, k.text_hash, k.tokens from {TOKENS} as k
-            left join {ORDER_TABLE} as w on w.order_no = k.order_no and w.text_hash = k.text_hash
-            where w.order_no is null""")
-        pending = con.execute("select count(*) from pending_keywords").fetchall()[0][0]
-        _create_place_terms(con)
-        con.execute(f"delete from {ORDER_TABLE} where order_no in (select order_no from pending_keywords)")
+            select p.order_no, p.text_hash, k.tokens
+            from pending_keyword_keys as p join {TOKENS} as k on k.order_no = p.order_no
+            where p.batch = {batch}""")
         con.execute(f"""
-            insert into {ORDER_TABLE}
+            create or replace temp table keyword_batch as
             with tf as (
                 select order_no, term, count(*) as n from ({_terms('pending_keywords')}) group by order_no, term
             ),
@@ -80,18 +91,16 @@ def update_order_keywords(con, top_k: int = ORDER_KEYWORDS) -> dict:
             ranked as (
                 select *, row_number() over (partition by order_no order by score desc, term) as rank from scored
             )
-            select p.order_no, p.text_hash, top.keywords, current_timestamp::timestamp
+            select p.order_no, p.text_hash, top.keywords, current_timestamp::timestamp as computed_at
             from pending_keywords as p
             left join (
                 select order_no, string_agg(term, ',' order by rank) as keywords
                 from ranked where rank <= {int(top_k)} group by order_no
             ) as top on top.order_no = p.order_no""")
-        removed = con.execute(f"delete from {ORDER_TABLE} where order_no not in (select order_no from {TOKENS})"
-                              ).fetchall()[0][0]
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        store.replace_rows(con, ORDER_TABLE, "keyword_batch")
+    for table in ("pending_keyword_keys", "pending_keywords", "keyword_batch"):
+        con.execute(f"drop table if exists {table}")
+    removed = store.delete_orphans(con, ORDER_TABLE, TOKENS)
     return {"keyworded": pending, "removed": removed}
 
 

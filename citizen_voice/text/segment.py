@@ -12,8 +12,9 @@ Speed (the reasons for the choices below):
 * jieba cuts each run of Han characters/letters/digits between punctuation independently of the
   rest of the text, so the segmenter caches the cut of each run: the result is identical to
   ``jieba.lcut`` (tested) and the many recurring phrases of hotline texts are cut once.
-* ``segment_texts(..., workers=2)`` spreads large batches over processes that each load the
-  vocabulary once (jieba's own parallel mode gains nothing on 2 cores).
+* ``segment_texts(..., workers=2)`` and ``SegmentationPool`` spread large batches over processes that
+  each load the vocabulary once (jieba's own parallel mode gains nothing on 2 cores); the pool
+  serves a whole stream of batches with a bounded number of chunks in flight.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +168,50 @@ def _segment_chunk(texts: list[str | None]) -> list[str]:
     return _worker.segment(texts)
 
 
+class SegmentationPool:
+    """Segments a stream of (tag, texts) chunks in order: in `workers` processes started once for the
+    whole stream (each loading the vocabulary once), or in this process when `workers` <= 1. At most
+    two chunks per worker are in flight, so memory stays bounded however long the stream is, and the
+    workers keep cutting while the caller writes what came back."""
+
+    def __init__(self, vocabulary: Vocabulary, workers: int = 1, segmenter: Segmenter | None = None):
+        self.vocabulary = vocabulary
+        self.workers = workers
+        self._segmenter = segmenter
+        self._pool = None
+
+    def segment(self, chunks: Iterable[tuple[object, Sequence[str | None]]]) -> Iterator[tuple[object, list[str]]]:
+        if self.workers <= 1:
+            self._segmenter = self._segmenter or Segmenter(self.vocabulary)
+            for tag, texts in chunks:
+                yield tag, self._segmenter.segment(texts)
+            return
+        if self._pool is None:
+            # spawn, not fork: the caller may hold DuckDB connections and threads (Dagster) a fork would copy
+            self._pool = multiprocessing.get_context("spawn").Pool(self.workers, initializer=_init_worker,
+                                                                  initargs=(self.vocabulary,))
+        in_flight: deque = deque()
+        for tag, texts in chunks:
+            in_flight.append((tag, self._pool.apply_async(_segment_chunk, (list(texts),))))
+            if len(in_flight) >= 2 * self.workers:
+                done_tag, result = in_flight.popleft()
+                yield done_tag, result.get()
+        while in_flight:
+            done_tag, result = in_flight.popleft()
+            yield done_tag, result.get()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
+    def __enter__(self) -> SegmentationPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def segment_texts(texts: Sequence[str | None], vocabulary: Vocabulary, workers: int = 1,
                   segmenter: Segmenter | None = None, chunk_size: int = 5_000) -> list[str]:
     """Segment many texts, in `workers` processes when the batch is large enough."""
@@ -173,7 +219,6 @@ def segment_texts(texts: Sequence[str | None], vocabulary: Vocabulary, workers: 
         return []
     if workers <= 1 or len(texts) < PARALLEL_MIN_TEXTS:
         return (segmenter or Segmenter(vocabulary)).segment(texts)
-    chunks = [list(texts[i:i + chunk_size]) for i in range(0, len(texts), chunk_size)]
-    # spawn, not fork: the caller may hold DuckDB connections and threads (Dagster) a fork would copy
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(vocabulary,)) as pool:
-        return [joined for chunk in pool.imap(_segment_chunk, chunks) for joined in chunk]
+    with SegmentationPool(vocabulary, workers) as pool:
+        chunks = ((i, texts[i:i + chunk_size]) for i in range(0, len(texts), chunk_size))
+        return [joined for _, chunk in pool.segment(chunks) for joined in chunk]
