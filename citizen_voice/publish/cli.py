@@ -4,6 +4,7 @@ the Open311 API, without Dagster. Each publish command runs the privacy gate on 
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import asdict
 
 import typer
@@ -72,6 +73,9 @@ def open311(port: int = typer.Option(18312, help="Port on 127.0.0.1 (0: any free
     """Serve the Open311 GeoReport v2 read API over the open dataset until interrupted."""
     from citizen_voice.publish.open311 import Open311Api
 
+    # SIGTERM stops the server like Ctrl-C, also when a parent started it with SIGTERM ignored or blocked
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     api = Open311Api(dataset, port=port).start()
     typer.echo(f"Open311 GeoReport v2  {api.endpoint}/services.json  {api.endpoint}/requests.json")
     typer.echo(f"dataset               {api.dataset.path}")

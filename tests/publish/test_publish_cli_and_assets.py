@@ -53,6 +53,7 @@ def test_cli_serves_open311(publish_env):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    assert server.returncode == 0  # SIGTERM stops it cleanly
 
 
 def test_publish_assets_materialize(publish_env, publish_city, dbt_manifest):
