@@ -69,7 +69,7 @@ def postgres(url: str = typer.Option(None, help="PostgreSQL URL (default $CV_SER
 
 @publish_app.command("open311")
 def open311(port: int = typer.Option(18312, help="Port on 127.0.0.1 (0: any free port)."),
-            dataset: str = typer.Option(None, help="Open dataset Parquet (default <published>/open/work_orders.parquet).")):
+            dataset: str = typer.Option(None, help="Open dataset Parquet file or folder of month parts (default <published>/open/work_orders/).")):
     """Serve the Open311 GeoReport v2 read API over the open dataset until interrupted."""
     from citizen_voice.publish.open311 import Open311Api
 

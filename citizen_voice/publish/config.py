@@ -38,11 +38,14 @@ class SharedTable(_Strict):
     # a SQL condition on the table's own columns, valid in DuckDB and PostgreSQL (e.g. grain = 'department')
     row_filter: str | None = None
     optional: bool = False
+    # a timestamp/date column: the table is written in month parts (<name>/month=YYYY-MM/part.*),
+    # rewritten only when their rows change; without one, a whole <name>.parquet|.csv
+    month_column: str | None = None
 
-    @field_validator("name", "department_column")
+    @field_validator("name", "department_column", "month_column")
     @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None and not _IDENTIFIER.match(value):
             raise ValueError(f"{value!r} is not a lower-case identifier")
         return value
 
@@ -62,8 +65,9 @@ class SharedTable(_Strict):
 
     @model_validator(mode="after")
     def _department_column_kept(self) -> SharedTable:
-        if self.department_column in self.exclude_columns:
-            raise ValueError(f"department_column {self.department_column!r} cannot be excluded")
+        for attribute in ("department_column", "month_column"):
+            if getattr(self, attribute) in self.exclude_columns:
+                raise ValueError(f"{attribute} {getattr(self, attribute)!r} cannot be excluded")
         return self
 
     @property

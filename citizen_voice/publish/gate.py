@@ -18,10 +18,19 @@ fraction inside it), or one holding a known number among its digits. Codes such 
 GD20261001000123 and masks such as 138****5678 are ruled out in DuckDB. Each condition is a superset
 of what classify() finds (see the constants below), so ruling out loses no hit.
 A hit raises PersonalDataFound naming the file or table, the column, the kind and the count.
+
+Incremental publishing: a file or table carried over unchanged from the previous publication was
+gated before. What it was gated against is recorded as `known_fingerprint(known)` (the gate's
+version and the known values); `regate_plan` says what it still needs: nothing (same
+fingerprint), a scan for the known values that are new since (`known_only=True`: the shape checks
+give the same answer on the same content), or a full scan (the gate changed, or the earlier known
+values are not on record). The record of earlier known values is kept beside the sandbox manifest
+they come from (<CV_SANDBOX>/.privacy_gate/, as digests only), never in a publication.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -38,6 +47,11 @@ from citizen_voice import settings
 from citizen_voice.privacy import PSEUDONYM_HEX_CHARS, find_personal_data, mask
 
 PERSONAL_VALUES = Path("truth") / "personal_values.parquet"
+# Bump when what the gate finds changes: every recorded `gated_against` then asks for a full scan.
+GATE_VERSION = "gate-2"
+NO_KNOWN_VALUES = f"{GATE_VERSION}:none"
+KNOWN_VALUES_RECORDS = ".privacy_gate"  # under the sandbox folder: the known values gated against
+KEPT_RECORDS = 4
 TABULAR_SUFFIXES = {".parquet", ".csv"}
 TEXT_SUFFIXES = {".json", ".html", ".htm", ".xml", ".txt", ".md"}
 SCANNED_TYPES = re.compile(r"^(VARCHAR|JSON|BIGINT|HUGEINT|UBIGINT|UHUGEINT|INTEGER|DOUBLE|FLOAT|DECIMAL\(\d+,\d+\))$")
@@ -111,9 +125,23 @@ class KnownValues:
     names: frozenset[str]
     numbers: dict[str, str]  # value -> phone | id_no
     number_lengths: frozenset[int] = frozenset()
+    source_dir: Path | None = None  # the sandbox folder they were read from (where gated sets are recorded)
 
     def __post_init__(self):
         object.__setattr__(self, "number_lengths", frozenset(len(v) for v in self.numbers))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.names or self.numbers)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(self.names):
+            digest.update(b"n\0" + name.encode() + b"\0")
+        for number, kind in sorted(self.numbers.items()):
+            digest.update(f"{kind}\0{number}\0".encode())
+        return f"{GATE_VERSION}:{digest.hexdigest()[:24]}"
 
     @cached_property
     def findable_numbers(self) -> list[str]:
@@ -146,7 +174,75 @@ def load_known_values(sandbox_dir: Path | None = None) -> KnownValues | None:
         rows = con.execute("select kind, value from read_parquet(?)", [str(path)]).fetchall()
     names = frozenset(value.strip() for kind, value in rows if kind == "name" and value)
     numbers = {value.strip().upper(): kind for kind, value in rows if kind in ("phone", "id_no") and value}
-    return KnownValues(names, numbers)
+    return KnownValues(names, numbers, source_dir=path.parent.parent)
+
+
+def known_fingerprint(known: KnownValues | None) -> str:
+    """What a scan with `known` was gated against (recorded per published file or table)."""
+    return NO_KNOWN_VALUES if known is None else known.fingerprint
+
+
+def _record_path(source_dir: Path, fingerprint: str) -> Path:
+    return source_dir / KNOWN_VALUES_RECORDS / f"{fingerprint.replace(':', '_')}.parquet"
+
+
+def _digest(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:32]
+
+
+def _digests(known: KnownValues) -> list[str]:
+    return sorted([_digest("name", n) for n in known.names] + [_digest("number", v) for v in known.numbers])
+
+
+def record_known_values(known: KnownValues | None) -> None:
+    """Keep digests of the known values a publication was gated against (never the values), so that
+    the next incremental run can scan carried-over files for the values that are new since (a few
+    newest records are kept)."""
+    if known is None or known.source_dir is None:
+        return
+    path = _record_path(known.source_dir, known.fingerprint)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        literal = str(tmp).replace("'", "''")
+        with duckdb.connect() as con:
+            con.execute(f"copy (select unnest(?::varchar[]) as digest) to '{literal}' (format parquet)",
+                        [_digests(known)])
+        tmp.replace(path)
+    else:
+        path.touch()  # the newest in use: kept by the pruning below
+    older = sorted(path.parent.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for stale in older[KEPT_RECORDS:]:
+        stale.unlink(missing_ok=True)
+
+
+def _recorded_digests(source_dir: Path, fingerprint: str) -> set[str] | None:
+    path = _record_path(source_dir, fingerprint)
+    if not path.exists():
+        return None
+    with duckdb.connect() as con:
+        try:
+            return {r[0] for r in con.execute("select digest from read_parquet(?)", [str(path)]).fetchall()}
+        except duckdb.BinderException:  # a record from before digests: not usable
+            return None
+
+
+def regate_plan(gated_against: str | None, known: KnownValues | None) -> KnownValues | None:
+    """For content unchanged since it was gated against `gated_against`: the known values it must
+    still be scanned for (known_only; empty: nothing to scan), or None when it needs a full scan."""
+    if gated_against == known_fingerprint(known):
+        return KnownValues(frozenset(), {})
+    if not gated_against or not gated_against.startswith(f"{GATE_VERSION}:"):
+        return None  # gated by another gate version (or never): scan it all again
+    if known is None:
+        return KnownValues(frozenset(), {})  # no known values now; the shapes were checked
+    if gated_against == NO_KNOWN_VALUES:
+        return known
+    earlier = _recorded_digests(known.source_dir, gated_against) if known.source_dir else None
+    if earlier is None:
+        return None
+    return KnownValues(frozenset(n for n in known.names if _digest("name", n) not in earlier),
+                       {n: k for n, k in known.numbers.items() if _digest("number", n) not in earlier})
 
 
 def _known_numbers_in(value: str, known: KnownValues) -> list[tuple[str, str]]:
@@ -224,8 +320,8 @@ class _TabularScan:
     classify(). Hits keep the order of the locations (per location: numbers by column, then names).
     `con` must be able to attach an in-memory database (not a read-only connection)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, known: KnownValues | None):
-        self.con, self.known = con, known
+    def __init__(self, con: duckdb.DuckDBPyConnection, known: KnownValues | None, *, shapes: bool = True):
+        self.con, self.known, self.shapes = con, known, shapes
         self.locations: list[str] = []
         self.hits: dict[int, list[Hit]] = {}
         self.columns: dict[int, int | None] = {}
@@ -329,10 +425,11 @@ class _TabularScan:
         """Check the gathered cells and empty the table."""
         if not self.pending:
             return
+        by_shape = (f"select value from candidates where regexp_matches(value, '{MAY_START_NUMBER}') "
+                    f"or regexp_matches(value, '{REWRITTEN}') union " if self.shapes else "")
         rows = self.con.execute(
             f"with candidates as materialized (select distinct value from {SCRATCH}.cells where is_candidate), "
-            f"flagged as (select value from candidates where regexp_matches(value, '{MAY_START_NUMBER}') "
-            f"or regexp_matches(value, '{REWRITTEN}') union {self._known_number_values_sql()}) "
+            f"flagged as ({by_shape}{self._known_number_values_sql()}) "
             f"select location_no, 0 as part, name, value, null::bigint as count from {SCRATCH}.cells "
             f"where is_candidate and value in (select value from flagged) "
             f"union all select location_no, 1, name, min(trim(value)), count(distinct trim(value)) "
@@ -370,8 +467,10 @@ def scan_relation(con: duckdb.DuckDBPyConnection, relation: str, location: str,
 
 
 def scan_duckdb_tables(con: duckdb.DuckDBPyConnection, schemas: Iterable[str], known: KnownValues | None,
-                       catalog: str | None = None) -> tuple[list[Hit], int]:
-    """Scan every table and view of `schemas` (in `catalog`, default the current database).
+                       catalog: str | None = None, *, only: set[str] | None = None,
+                       known_only: bool = False) -> tuple[list[Hit], int]:
+    """Scan every table and view of `schemas` (in `catalog`, default the current database), or only
+    those named in `only` (schema.table); `known_only`: for known values only (see regate_plan).
     `con` must not be read-only (see _TabularScan): attach a read-only file as `catalog`."""
     prefix = f'"{catalog}".' if catalog else ""
     where_catalog = f"and table_catalog = '{catalog}'" if catalog else ""
@@ -380,8 +479,9 @@ def scan_duckdb_tables(con: duckdb.DuckDBPyConnection, schemas: Iterable[str], k
         names = [r[0] for r in con.execute(
             f"select table_name from information_schema.tables where table_schema = ? {where_catalog} "
             "order by 1", [schema]).fetchall()]
-        relations += [_Relation(f'{prefix}"{schema}"."{table}"', f"{schema}.{table}") for table in names]
-    with _TabularScan(con, known) as scan:
+        relations += [_Relation(f'{prefix}"{schema}"."{table}"', f"{schema}.{table}") for table in names
+                      if only is None or f"{schema}.{table}" in only]
+    with _TabularScan(con, known, shapes=not known_only) as scan:
         for relation in relations:
             scan.add_relation(relation)
         return scan.finish(), len(relations)
@@ -429,8 +529,9 @@ def scan_text_file(path: Path, known: KnownValues | None) -> list[Hit]:
 
 def _tabular_relation(path: Path) -> str:
     literal = str(path).replace("'", "''")
-    return (f"read_parquet('{literal}')" if path.suffix.lower() == ".parquet"
-            else f"read_csv('{literal}', header = true, all_varchar = true)")
+    # the file's own columns only (no `month` column from a month=YYYY-MM folder)
+    return (f"read_parquet('{literal}', hive_partitioning = false)" if path.suffix.lower() == ".parquet"
+            else f"read_csv('{literal}', header = true, all_varchar = true, hive_partitioning = false)")
 
 
 def scan_file(path: Path, known: KnownValues | None, con: duckdb.DuckDBPyConnection | None = None) -> list[Hit]:
@@ -457,15 +558,19 @@ class GateReport:
         return {"privacy_gate_files": self.files, "privacy_gate_tables": self.tables}
 
 
-def gate_files(paths: Iterable[Path], known: KnownValues | None = None, *, use_manifest: bool = True) -> GateReport:
-    """Scan files (folders recursively); raise PersonalDataFound on any hit."""
-    if known is None and use_manifest:
+def gate_files(paths: Iterable[Path], known: KnownValues | None = None, *, use_manifest: bool = True,
+               known_only: bool = False) -> GateReport:
+    """Scan files (folders recursively); raise PersonalDataFound on any hit. `known_only`: tabular
+    files for the given known values only (content gated before, see regate_plan)."""
+    if known is None and use_manifest and not known_only:
         known = load_known_values()
     files: list[Path] = []
     for path in paths:
         path = Path(path)
         files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    with duckdb.connect() as con, _TabularScan(con, known) as scan:
+    if known_only and (known is None or known.empty):
+        return GateReport()
+    with duckdb.connect() as con, _TabularScan(con, known, shapes=not known_only) as scan:
         for file in files:
             if file.suffix.lower() in TABULAR_SUFFIXES:
                 scan.add_relation(_Relation(_tabular_relation(file), str(file), all_text=file.suffix.lower() == ".csv"))
@@ -478,14 +583,18 @@ def gate_files(paths: Iterable[Path], known: KnownValues | None = None, *, use_m
 
 
 def gate_duckdb(path: Path, schemas: Iterable[str], known: KnownValues | None = None, *,
-                use_manifest: bool = True) -> GateReport:
-    """Scan the tables of `schemas` in a DuckDB file; raise PersonalDataFound on any hit."""
-    if known is None and use_manifest:
+                use_manifest: bool = True, only: set[str] | None = None, known_only: bool = False) -> GateReport:
+    """Scan the tables of `schemas` (or those of them in `only`) in a DuckDB file; raise
+    PersonalDataFound on any hit. `known_only`: see gate_files."""
+    if known is None and use_manifest and not known_only:
         known = load_known_values()
+    if (known_only and (known is None or known.empty)) or only == set():
+        return GateReport()
     literal = str(path).replace("'", "''")
     with duckdb.connect() as con:  # in memory, attaching the file: the scan needs a scratch database
         con.execute(f"attach '{literal}' as _cv_gated (read_only)")
-        hits, tables = scan_duckdb_tables(con, schemas, known, catalog="_cv_gated")
+        hits, tables = scan_duckdb_tables(con, schemas, known, catalog="_cv_gated", only=only,
+                                          known_only=known_only)
     if hits:
         raise PersonalDataFound(hits)
     return GateReport(tables=tables)

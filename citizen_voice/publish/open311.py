@@ -1,4 +1,4 @@
-"""An Open311 GeoReport v2 read API over the published open dataset (<published>/open/work_orders.parquet).
+"""An Open311 GeoReport v2 read API over the published open dataset (<published>/open/work_orders/, month parts).
 
     GET /open311/v2/services.{json,xml}
     GET /open311/v2/requests.{json,xml}     service_request_id (comma list; overrides the other filters),
@@ -70,7 +70,8 @@ class Answer:
 
 
 def default_dataset() -> Path:
-    return settings.published_dir() / "open" / "work_orders.parquet"
+    """The open dataset's month parts (open/work_orders/month=YYYY-MM/part.parquet)."""
+    return settings.published_dir() / "open" / "work_orders"
 
 
 def iso(value: datetime | date | None) -> str | None:
@@ -142,11 +143,12 @@ class OpenDataset:
                 stat = self.path.stat()
             except FileNotFoundError:
                 raise ApiError(503, "the open dataset has not been published yet") from None
-            stamp = (stat.st_ino, stat.st_mtime_ns)
+            stamp = (stat.st_ino, stat.st_mtime_ns)  # a folder is new (another inode) with each publication
             if stamp != self._stamp:
                 con = duckdb.connect()
-                literal = str(self.path).replace("'", "''")
-                con.execute(f"create table requests as select * from read_parquet('{literal}')")
+                source = self.path / "month=*" / "part.parquet" if self.path.is_dir() else self.path
+                literal = str(source).replace("'", "''")
+                con.execute(f"create table requests as select * from read_parquet('{literal}', hive_partitioning = false)")
                 self.columns = {r[0] for r in con.execute("describe requests").fetchall()}
                 if self._con is not None:
                     self._con.close()

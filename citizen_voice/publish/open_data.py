@@ -15,8 +15,11 @@ De-identification (GB/T 37964 style; decisions):
   suppression is applied: totals are not published beside the cells, so withheld cells cannot be
   recovered by subtraction within one file.
 
-Output under <published>/open/: work_orders.parquet|.csv, one file pair per aggregate,
-data_dictionary.csv|.json, manifest.json. Built aside, gated, then swapped in.
+Output under <published>/open/: the row-level dataset in month parts by the month an order was
+received (Beijing time; the month the community suppression counts in):
+work_orders/month=YYYY-MM/part.parquet|.csv; one file pair per aggregate, data_dictionary.csv|.json,
+manifest.json (per part: rows, fingerprint, gated_against). Built aside, gated, then swapped in; on a
+rerun only the months whose rows changed are written and fully gated (files.PartWriter).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ import duckdb
 from citizen_voice import settings
 from citizen_voice.publish import files, gate
 from citizen_voice.publish.config import PublishConfig, load_config
+from citizen_voice.publish.files import PartsReport
 
 DATASET = "work_orders"
+HIDDEN = ("_coarsened", "_month")  # selected by dataset_sql for the rules and parts, not published
 ALIAS_MODELS = {"o": "fct_work_orders", "cat": "dim_category", "dist": "dim_district", "st": "dim_street",
                 "com": "dim_community", "dept": "dim_department", "ch": "dim_channel"}
 SOURCE_SQL = """
@@ -63,6 +68,7 @@ class OpenDataReport:
     coarsened_to_street: int = 0
     aggregates: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> rows, suppressed rows
     files: int = 0
+    parts: PartsReport = field(default_factory=PartsReport)
     seconds: float = 0.0
 
 
@@ -101,7 +107,8 @@ def dataset_sql(con: duckdb.DuckDBPyConnection, config: PublishConfig) -> str:
             expression = f"case when {small} then null else {expression} end"
         selected.append(f"{expression} as {name}")
     where = "where not coalesce(_confidential, false)" if rules.exclude_confidential else ""
-    return f"select {', '.join(selected)}, {small} as _coarsened from open_source {where} order by order_no"
+    return (f"select {', '.join(selected)}, {small} as _coarsened, period as _month "
+            f"from open_source {where} order by order_no")
 
 
 def aggregate_sql(group_by: tuple[str, ...], threshold: int) -> str:
@@ -133,23 +140,27 @@ def dictionary_rows(config: PublishConfig, tables: dict[str, list[tuple[str, str
 
 def publish_open_data(con: duckdb.DuckDBPyConnection, published: Path | None = None,
                       config: PublishConfig | None = None, known: gate.KnownValues | None = None) -> OpenDataReport:
-    """Write the open dataset and aggregates, gate them, and swap them in as <published>/open."""
+    """Write the open dataset and aggregates, gate them, and swap them in as <published>/open. Month
+    parts whose rows are unchanged since the current publication are carried over."""
     started = time.perf_counter()
     config = config or load_config()
+    known = known if known is not None else gate.load_known_values()
     rules = config.open_data
     target = Path(published or settings.published_dir()) / "open"
     report = OpenDataReport(folder=target)
     staging = files.staging_folder(target)
     try:
         create_source_view(con, config)
-        dataset = con.sql(dataset_sql(con, config)).to_arrow_table()
-        report.coarsened_to_street = dataset.column("_coarsened").to_pylist().count(True)
-        dataset = dataset.drop_columns(["_coarsened"])
-        report.rows = dataset.num_rows
+        sql = dataset_sql(con, config)
+        writer = files.PartWriter(con, known)
+        previous = files.previous_manifest(target / "manifest.json").get(DATASET, {}).get("parts", {})
+        parts = writer.write(sql, [], DATASET, "_month", {None: files.Target(staging, target, previous)},
+                             hidden=HIDDEN)[None]
+        report.rows = sum(p["rows"] for p in parts.values())
+        report.coarsened_to_street = con.execute(f"select count(*) filter (where _coarsened) from ({sql})").fetchone()[0]
         report.excluded_confidential = con.execute(
             "select count(*) from open_source where _confidential").fetchall()[0][0] if rules.exclude_confidential else 0
-        files.write_table(dataset, staging, DATASET)
-        described = {DATASET: [(f.name, str(f.type)) for f in dataset.schema]}
+        described = {DATASET: [(f.name, str(f.type)) for f in writer.empty_schema(sql, [], HIDDEN)]}
         for aggregate in rules.aggregates:
             table = con.sql(aggregate_sql(aggregate.group_by, rules.suppression_threshold)).to_arrow_table()
             files.write_table(table, staging, aggregate.name)
@@ -162,11 +173,15 @@ def publish_open_data(con: duckdb.DuckDBPyConnection, published: Path | None = N
             "suppression_threshold": rules.suppression_threshold,
             "timestamp_precision": rules.timestamp_precision,
             "time_zone": TIME_ZONE_NOTE,
-            "work_orders": {"rows": report.rows, "excluded_confidential": report.excluded_confidential,
-                            "community_coarsened_to_street": report.coarsened_to_street},
+            DATASET: {"rows": report.rows, "excluded_confidential": report.excluded_confidential,
+                      "community_coarsened_to_street": report.coarsened_to_street,
+                      "layout": f"{DATASET}/{files.MONTH_KEY}=YYYY-MM/part.parquet|.csv "
+                                "(by the month received, Beijing time)",
+                      "parts": parts},
             "aggregates": report.aggregates,
         }, staging / "manifest.json")
-        report.files = gate.gate_files([staging], known).files
+        report.parts = writer.gate(staging)
+        report.files = sum(1 for p in staging.rglob("*") if p.is_file())
         files.replace_folder(staging, target)
     except BaseException:
         files.discard_folder(staging)

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 
 import duckdb
 import psycopg2
+import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
 from citizen_voice import settings
-from citizen_voice.privacy import mask
 from citizen_voice.publish import gate
 from citizen_voice.publish.config import PublishConfig, SharedTable, load_config
 from citizen_voice.publish.gate import Hit, KnownValues, PersonalDataFound
@@ -196,29 +196,43 @@ def secure_shared_table(cur, spec: SharedTable, table: SourceTable, config: Publ
 
 
 def scan_postgres(cur, tables: list[SourceTable], known: KnownValues | None) -> list[Hit]:
-    """The privacy gate over tables as stored in PostgreSQL (same rules as gate.scan_relation)."""
-    hits: list[Hit] = []
+    """The privacy gate over the tables as stored in PostgreSQL, by the gate's own scan: per column,
+    PostgreSQL narrows the distinct values to those the gate can flag at all (7+ digits and not a
+    plain date/time, or equal to a known name), and gate.scan_relation judges them in DuckDB exactly
+    as it judges the published files and the snapshot's tables."""
     names = sorted(known.names) if known is not None else []
-    for table in tables:
-        target = _ident(table.schema, table.name)
-        for column, pg in table.columns:
-            if not pg.startswith(_SCANNED_PG):
+    hits: list[Hit] = []
+    with duckdb.connect() as con:
+        for table in tables:
+            target = _ident(table.schema, table.name)
+            candidates: dict[str, list[str]] = {}
+            for column, pg in table.columns:
+                if not pg.startswith(_SCANNED_PG):
+                    continue
+                if pg.startswith(("double precision", "real", "numeric(")):  # whole values only, as the gate
+                    value = sql.SQL("(case when {c} = trunc({c}) then trunc({c})::numeric::text end)").format(
+                        c=_ident(column))
+                else:
+                    value = sql.SQL("{}::text").format(_ident(column))
+                condition = sql.SQL("(length(regexp_replace({v}, '[^0-9０-９]', '', 'g')) >= %s and {v} !~ %s)"
+                                    ).format(v=value)
+                params: list = [gate.MIN_DIGITS, gate.PLAIN_TIME]
+                if names and pg == "text":
+                    condition = sql.SQL("{} or btrim({}) = any(%s)").format(condition, value)
+                    params.append(names)
+                cur.execute(sql.SQL("select distinct {} from {} where {}").format(value, target, condition), params)
+                found = [r[0] for r in cur.fetchall()]
+                if found:
+                    candidates[column] = found
+            if not candidates:
                 continue
-            if pg.startswith(("double precision", "real", "numeric(")):  # whole values only, as gate.scan_relation
-                value = sql.SQL("(case when {c} = trunc({c}) then trunc({c})::numeric::text end)").format(
-                    c=_ident(column))
-            else:
-                value = sql.SQL("{}::text").format(_ident(column))
-            cur.execute(sql.SQL(
-                "select distinct {v} from {t} where length(regexp_replace({v}, '[^0-9０-９]', '', 'g')) >= %s "
-                "and {v} !~ %s").format(v=value, t=target), [gate.MIN_DIGITS, gate.PLAIN_TIME])
-            hits += gate.tally(table.qualified, column, (r[0] for r in cur.fetchall()), known)
-            if names and pg == "text":
-                cur.execute(sql.SQL("select count(distinct btrim({v})), min(btrim({v})) from {t} "
-                                    "where btrim({v}) = any(%s)").format(v=value, t=target), [names])
-                count, sample = cur.fetchone()
-                if count:
-                    hits.append(Hit(table.qualified, column, "known_name", count, mask(sample, "name")))
+            longest = max(len(values) for values in candidates.values())
+            cells = pa.table({column: pa.array(values + [None] * (longest - len(values)), pa.string())
+                              for column, values in candidates.items()})
+            con.register("_cv_pg_arrow", cells)  # a table, not the view: the scan reads it from other cursors
+            con.execute("create or replace table _cv_pg_cells as select * from _cv_pg_arrow")
+            con.unregister("_cv_pg_arrow")
+            hits += gate.scan_relation(con, "_cv_pg_cells", table.qualified, known)[0]
     return hits
 
 

@@ -10,8 +10,11 @@ Which rows are a department's own (decisions):
 No caller keys (departments do not need to link callers; see publish.yaml `exclude_columns`);
 the caller's phone only as its display mask (138****5678). Names and ID numbers are not in the marts.
 
-Output: <published>/shares/<department_code>/<table>.parquet|.csv, data_dictionary.csv|.json and
-manifest.json. The whole shares folder is built aside, scanned by the privacy gate, then swapped in.
+Output: <published>/shares/<department_code>/: tables with a `month_column` in month parts
+<table>/month=YYYY-MM/part.parquet|.csv, the others whole as <table>.parquet|.csv;
+data_dictionary.csv|.json and manifest.json (per part: rows, fingerprint, gated_against). The whole
+shares folder is built aside, scanned by the privacy gate, then swapped in; on a rerun only the
+parts whose rows changed are written and fully gated, the others are carried over (files.PartWriter).
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import pyarrow as pa
 from citizen_voice import settings
 from citizen_voice.publish import files, gate
 from citizen_voice.publish.config import PublishConfig, SharedTable, load_config
+from citizen_voice.publish.files import PartsReport
 
 ROLE_LEAD, ROLE_ASSIST = "主办", "协办"
 EVENTS_TABLE = "marts.fct_work_order_events"
+DEPARTMENT = "_cv_department"  # beside each row of shares_query: the department receiving it
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class SharesReport:
     rows: dict[str, int] = field(default_factory=dict)  # table name -> rows over all departments
     skipped_tables: list[str] = field(default_factory=list)  # optional tables not in the warehouse
     files: int = 0
+    parts: PartsReport = field(default_factory=PartsReport)
     seconds: float = 0.0
 
 
@@ -80,66 +86,107 @@ def key_value(spec: SharedTable, department: Department) -> str | None:
     return department.code if spec.key == "department_code" else department.district_code
 
 
-def share_query(con: duckdb.DuckDBPyConnection, spec: SharedTable, value: str) -> tuple[str, list]:
-    """SQL and parameters selecting one department's rows of `spec`."""
+def _kept_columns(con: duckdb.DuckDBPyConnection, spec: SharedTable) -> list[str]:
     columns = [r[0] for r in con.execute(f"describe {spec.table}").fetchall()]
-    missing = [c for c in (spec.department_column, *spec.exclude_columns) if c not in columns]
+    missing = [c for c in (spec.department_column, *spec.exclude_columns, *filter(None, [spec.month_column]))
+               if c not in columns]
     if missing:
         raise LookupError(f"{spec.table} has no column(s) {missing} (publish.yaml department_shares.{spec.name})")
-    kept = ", ".join(f'"{c}"' for c in columns if c not in spec.exclude_columns)
+    if spec.assisting and "order_no" not in columns:
+        raise LookupError(f"{spec.table}: assisting needs an order_no column")
+    return [c for c in columns if c not in spec.exclude_columns]
+
+
+def share_query(con: duckdb.DuckDBPyConnection, spec: SharedTable, value: str) -> tuple[str, list]:
+    """SQL and parameters selecting one department's rows of `spec`."""
+    columns = _kept_columns(con, spec)
+    kept = ", ".join(f'"{c}"' for c in columns)
     column = f'"{spec.department_column}"'
     extra = f" and ({spec.row_filter})" if spec.row_filter else ""
     if not spec.assisting:
         return f"select {kept} from {spec.table} where {column} = ?{extra} order by all", [value]
-    if "order_no" not in columns:
-        raise LookupError(f"{spec.table}: assisting needs an order_no column")
     return (f"select {kept}, case when {column} = ? then '{ROLE_LEAD}' else '{ROLE_ASSIST}' end as share_role "
             f"from {spec.table} where ({column} = ? or order_no in "
             f"(select order_no from {EVENTS_TABLE} where dept_code = ? and role = 'assist')){extra} order by all",
             [value, value, value])
 
 
-def dictionary_rows(spec: SharedTable, table: pa.Table, config: PublishConfig) -> list[tuple]:
+def shares_query(con: duckdb.DuckDBPyConnection, spec: SharedTable) -> str:
+    """Every department's rows of `spec` in one query (one pass over the table instead of one per
+    department), the receiving department's code in DEPARTMENT: for each department exactly the rows
+    share_query selects for it, with the same share_role."""
+    kept = ", ".join(f't."{c}"' for c in _kept_columns(con, spec))
+    column = f't."{spec.department_column}"'
+    source = f"(select * from {spec.table} where {spec.row_filter})" if spec.row_filter else spec.table
+    own = (f"from {source} t join marts.dim_department d on d.{spec.key} = {column}")
+    if not spec.assisting:
+        return f"select {kept}, d.department_code as {DEPARTMENT} {own}"
+    return (f"select {kept}, '{ROLE_LEAD}' as share_role, d.department_code as {DEPARTMENT} {own} "
+            f"union all select {kept}, '{ROLE_ASSIST}' as share_role, d.department_code as {DEPARTMENT} "
+            f"from {source} t join (select distinct order_no, dept_code from {EVENTS_TABLE} where role = 'assist') a "
+            f"on a.order_no = t.order_no join marts.dim_department d on d.{spec.key} = a.dept_code "
+            f"where {column} is distinct from d.{spec.key}")
+
+
+def dictionary_rows(spec: SharedTable, schema: pa.Schema, config: PublishConfig) -> list[tuple]:
     model = spec.table_name
-    sources = {c: (model, c) for c in table.column_names}
-    described = files.describe_columns(((f.name, str(f.type)) for f in table.schema), sources, config.dictionary)
+    sources = {c: (model, c) for c in schema.names}
+    described = files.describe_columns(((f.name, str(f.type)) for f in schema), sources, config.dictionary)
     return [(spec.name, *row) for row in described]
 
 
 def publish_shares(con: duckdb.DuckDBPyConnection, published: Path | None = None,
                    config: PublishConfig | None = None, known: gate.KnownValues | None = None) -> SharesReport:
-    """Write every department's share, gate it, and swap it in as <published>/shares."""
+    """Write every department's share, gate it, and swap it in as <published>/shares. Parts whose
+    rows are unchanged since the current publication are carried over (see the module docstring)."""
     started = time.perf_counter()
     config = config or load_config()
+    known = known if known is not None else gate.load_known_values()
     target = Path(published or settings.published_dir()) / "shares"
     specs, skipped = available_specs(con, config)
     report = SharesReport(folder=target, skipped_tables=skipped)
     staging = files.staging_folder(target)
     try:
         generated_at = datetime.now(UTC).isoformat(timespec="seconds")
-        for department in departments(con):
-            folder = staging / department.code
-            folder.mkdir()
-            dictionary: list[tuple] = []
-            manifest = {"department_code": department.code, "department_name": department.name,
-                        "generated_at": generated_at, "tables": {}, "not_applicable": []}
-            for spec in specs:
+        writer = files.PartWriter(con, known)
+        units = departments(con)
+        manifests, dictionaries, previous = {}, {}, {}
+        for department in units:
+            (staging / department.code).mkdir()
+            manifests[department.code] = {"department_code": department.code, "department_name": department.name,
+                                          "generated_at": generated_at, "tables": {}, "not_applicable": []}
+            dictionaries[department.code] = []
+            previous[department.code] = files.previous_manifest(
+                target / department.code / "manifest.json").get("tables", {})
+        for spec in specs:
+            applicable = {d.code: d for d in units if key_value(spec, d) is not None}
+            for department in units:
+                if department.code not in applicable:
+                    manifests[department.code]["not_applicable"].append(spec.name)
+            sql = shares_query(con, spec)
+            targets = {code: files.Target(staging / code, target / code,
+                                          (previous[code].get(spec.name) or {}).get("parts", {}))
+                       for code in applicable}
+            month_sql = files.month_of(spec.month_column) if spec.month_column else None
+            parts = writer.write(sql, [], spec.name, month_sql, targets, group=DEPARTMENT)
+            described = dictionary_rows(spec, writer.empty_schema(sql, [], (DEPARTMENT,)), config)
+            for code, department in applicable.items():
+                rows = sum(p["rows"] for p in parts[code].values())
                 value = key_value(spec, department)
-                if value is None:
-                    manifest["not_applicable"].append(spec.name)
-                    continue
-                sql, params = share_query(con, spec, value)
-                table = con.sql(sql, params=params).to_arrow_table()
-                files.write_table(table, folder, spec.name)
-                manifest["tables"][spec.name] = {"rows": table.num_rows, "source": spec.table,
-                                                 "selected_by": f"{spec.department_column} = {value}"
-                                                 + (" or 协办" if spec.assisting else "")}
-                report.rows[spec.name] = report.rows.get(spec.name, 0) + table.num_rows
-                dictionary += dictionary_rows(spec, table, config)
-            files.write_dictionary(dictionary, folder)
-            files.write_json(manifest, folder / "manifest.json")
+                manifests[code]["tables"][spec.name] = {
+                    "rows": rows, "source": spec.table,
+                    "selected_by": f"{spec.department_column} = {value}" + (" or 协办" if spec.assisting else ""),
+                    "layout": (f"{spec.name}/{files.MONTH_KEY}=YYYY-MM/part.parquet|.csv (by {spec.month_column})"
+                               if spec.month_column else f"{spec.name}.parquet|.csv"),
+                    "parts": parts[code]}
+                report.rows[spec.name] = report.rows.get(spec.name, 0) + rows
+                dictionaries[code] += described
+        for department in units:
+            files.write_dictionary(dictionaries[department.code], staging / department.code)
+            files.write_json(manifests[department.code], staging / department.code / "manifest.json")
             report.departments += 1
-        report.files = gate.gate_files([staging], known).files
+        report.parts = writer.gate(staging)
+        report.files = sum(1 for p in staging.rglob("*") if p.is_file())
         files.replace_folder(staging, target)
     except BaseException:
         files.discard_folder(staging)

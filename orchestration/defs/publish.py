@@ -24,6 +24,13 @@ BULLETIN_INPUTS = [dg.AssetKey(k) for k in (
     ["quality", "scorecard"], ["marts", "fct_work_order_texts"], ["marts", "fct_work_orders"])]
 
 
+def parts_metadata(parts) -> dict[str, int]:
+    """How much of a month-partitioned publication was rewritten (files.PartsReport)."""
+    return {"parts_written": parts.written, "parts_carried_over": parts.carried,
+            "gate_files_scanned": parts.gated_files, "gate_files_rescanned_new_known_values": parts.rescanned_files,
+            "gate_files_unchanged_not_rescanned": parts.unscanned_files}
+
+
 def publish_bulletin(context: dg.AssetExecutionContext, period: str) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as con:
         done = render.publish_bulletin(con, period, settings.published_dir() / "bulletins")
@@ -65,7 +72,8 @@ def bulletin_weekly(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     group_name="publish",
     pool=WAREHOUSE_POOL,
     description="Each department's own work orders, events and indicators (Parquet, CSV with BOM, data "
-                "dictionary) under <published>/shares/<department_code>/; privacy-gated.",
+                "dictionary) under <published>/shares/<department_code>/; row-level tables in month parts, "
+                "rewritten only when their rows change; privacy-gated.",
 )
 def department_shares(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as con:
@@ -74,7 +82,7 @@ def department_shares(context: dg.AssetExecutionContext) -> dg.MaterializeResult
         "folder": dg.MetadataValue.path(str(report.folder)), "departments": report.departments,
         **{f"rows_{name}": rows for name, rows in report.rows.items()},
         "skipped_tables": ", ".join(report.skipped_tables) or "none",
-        "privacy_gate_files": report.files, "seconds": report.seconds})
+        "privacy_gate_files": report.files, **parts_metadata(report.parts), "seconds": report.seconds})
 
 
 @dg.asset(
@@ -83,7 +91,8 @@ def department_shares(context: dg.AssetExecutionContext) -> dg.MaterializeResult
     group_name="publish",
     pool=WAREHOUSE_POOL,
     description="The de-identified open work-order dataset and suppressed aggregates under <published>/open/ "
-                "(served by `citizen-voice publish open311`); privacy-gated.",
+                "(work_orders in month parts, rewritten only when their rows change; served by "
+                "`citizen-voice publish open311`); privacy-gated.",
 )
 def open_data_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     with warehouse.connect(read_only=True) as con:
@@ -93,7 +102,7 @@ def open_data_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "excluded_confidential": report.excluded_confidential,
         "community_coarsened_to_street": report.coarsened_to_street,
         **{f"{name}_suppressed_rows": a["suppressed_rows"] for name, a in report.aggregates.items()},
-        "privacy_gate_files": report.files, "seconds": report.seconds})
+        "privacy_gate_files": report.files, **parts_metadata(report.parts), "seconds": report.seconds})
 
 
 @dg.asset(
@@ -109,7 +118,8 @@ def serving_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(report.path)), "snapshot_id": report.snapshot_id,
         "schemas": ", ".join(report.schemas), "tables": len(report.tables), "bytes": report.bytes,
-        "seconds": report.seconds})
+        "gated_tables": len(report.gated_tables), "rescanned_tables": len(report.rescanned_tables),
+        "unscanned_tables": len(report.unscanned_tables), "seconds": report.seconds})
 
 
 @dg.asset(

@@ -48,7 +48,7 @@ def test_bench_publish_stage_writes_gated_outputs_and_measures_floors(tmp_path, 
     open_data = stages["publish · open data"]["details"]
     with duckdb.connect() as con:
         dataset = con.execute("select count(*) from read_parquet(?)",
-                              [str(published / "open" / "work_orders.parquet")]).fetchone()[0]
+                              [str(published / "open" / "work_orders" / "month=*" / "part.parquet")]).fetchone()[0]
     assert dataset == open_data["dataset_rows"]
 
     snapshot = stages["publish · serving snapshot"]

@@ -36,6 +36,15 @@ def build_indicators(con) -> None:
     service.refresh(con, None, period_type="month")
 
 
+@pytest.fixture(autouse=True)
+def _never_the_projects_data(tmp_path_factory, monkeypatch):
+    """A test that does not point CV_SANDBOX / CV_PUBLISHED elsewhere (publish_env) gets empty
+    folders, never the project's data/ (the gate reads known values from the sandbox and records
+    what it gated against there)."""
+    monkeypatch.setenv("CV_SANDBOX", str(tmp_path_factory.mktemp("no_sandbox")))
+    monkeypatch.setenv("CV_PUBLISHED", str(tmp_path_factory.mktemp("no_published")))
+
+
 @pytest.fixture(scope="session")
 def publish_city(tmp_path_factory):
     """{"work", "warehouse", "sandbox", "city"}: a built warehouse (marts + indicators). Treat it as

@@ -170,9 +170,13 @@ def test_republishing_is_one_transaction_and_planted_data_rolls_back(served, pub
         con.execute("update marts.fct_work_orders set caller_phone_masked = ? where order_no = "
                     "(select min(order_no) from marts.fct_work_orders)", [leaked])
         con.execute("delete from marts.fct_work_orders where lead_dept_code = 'SWJ'")
+        con.execute("update marts.dim_channel set channel_name = ? "
+                    "where channel_code = (select min(channel_code) from marts.dim_channel)", [f" {min(known.names)} "])
     with pytest.raises(gate.PersonalDataFound) as error:
         postgres.publish_postgres(url, warehouse_copy, environ=env, known=known)
-    assert ("marts.fct_work_orders", "caller_phone_masked") in {(h.location, h.column) for h in error.value.hits}
+    found = {(h.location, h.column, h.kind) for h in error.value.hits}
+    assert ("marts.fct_work_orders", "caller_phone_masked", "known_id_no") in found
+    assert ("marts.dim_channel", "channel_name", "known_name") in found  # as stored, by the gate's own scan
     with connect_as(url, "cv_dept_swj") as con, con.cursor() as cur:  # the previous publication stands
         cur.execute("select count(*) from shares.work_orders where lead_dept_code = 'SWJ'")
         assert cur.fetchone()[0] == sum(1 for lead in truth["lead"].values() if lead == "SWJ")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from citizen_voice.publish import gate, shares
+from citizen_voice.publish import files, gate, shares
 from citizen_voice.publish.config import load_config
 
 
@@ -52,7 +54,7 @@ def test_a_department_receives_exactly_its_own_orders(published):
         assisted.setdefault(dept, set()).add(order_no)
     seen_lead = set()
     for code, _ in truth["departments"]:
-        rows = pq.read_table(folder / code / "work_orders.parquet").to_pylist()
+        rows = files.read_published(folder / code, "work_orders").to_pylist()
         own = {r["order_no"] for r in rows if r["share_role"] == "主办"}
         helped = {r["order_no"] for r in rows if r["share_role"] == "协办"}
         assert own == lead.get(code, set())
@@ -68,7 +70,7 @@ def test_events_and_indicators_are_the_departments_own(published):
     events = dict(truth["events"])
     district_rows = dict(truth["district_rows"])
     for code, district in truth["departments"]:
-        rows = pq.read_table(folder / code / "work_order_events.parquet").to_pylist()
+        rows = files.read_published(folder / code, "work_order_events").to_pylist()
         assert all(events[r["event_id"]] == code for r in rows)
         assert len(rows) == sum(1 for dept in events.values() if dept == code)
         manifest = json.loads((folder / code / "manifest.json").read_text(encoding="utf-8"))
@@ -84,7 +86,7 @@ def test_events_and_indicators_are_the_departments_own(published):
 def test_no_caller_keys_and_phones_only_masked(published):
     _, folder, _ = published
     excluded = load_config().department_shares.tables[0].exclude_columns
-    swj = pq.read_table(folder / "SWJ" / "work_orders.parquet")
+    swj = files.read_published(folder / "SWJ", "work_orders")
     assert not set(excluded) & set(swj.column_names)
     phones = [p for p in swj.column("caller_phone_masked").to_pylist() if p]
     assert phones and all("****" in p for p in phones)
@@ -92,11 +94,14 @@ def test_no_caller_keys_and_phones_only_masked(published):
 
 def test_csv_is_utf8_with_bom_and_equals_the_parquet(published):
     _, folder, _ = published
-    raw = (folder / "QZF01" / "work_orders.csv").read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf")
-    with open(folder / "QZF01" / "work_orders.csv", encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    parquet = pq.read_table(folder / "QZF01" / "work_orders.parquet").to_pylist()
+    parts = files.published_files(folder / "QZF01", "work_orders", ".csv")
+    assert len(parts) > 1 and all(p.name == "part.csv" and p.parent.name.startswith("month=") for p in parts)
+    rows = []
+    for part in parts:
+        assert part.read_bytes().startswith(b"\xef\xbb\xbf")
+        with open(part, encoding="utf-8-sig", newline="") as handle:
+            rows += list(csv.DictReader(handle))
+    parquet = files.read_published(folder / "QZF01", "work_orders").to_pylist()
     assert [r["order_no"] for r in rows] == [r["order_no"] for r in parquet]
     assert rows[0]["received_at"] == parquet[0]["received_at"].strftime("%Y-%m-%d %H:%M:%S")
     assert any(r["satisfaction"] in ("满意", "基本满意", "不满意") for r in rows)  # Chinese survives
@@ -109,7 +114,7 @@ def test_the_dictionary_documents_every_column_in_chinese(published):
     tables = json.loads((folder / "SWJ" / "manifest.json").read_text(encoding="utf-8"))["tables"]
     assert {"work_orders", "work_order_events"} <= set(tables)
     for table in tables:
-        columns = pq.read_schema(folder / "SWJ" / f"{table}.parquet").names
+        columns = pq.read_schema(files.published_files(folder / "SWJ", table)[0]).names
         documented = {e["column"]: e for e in entries if e["table"] == table}
         assert list(documented) == columns
         assert all(any("\u4e00" <= ch <= "\u9fff" for ch in e["name_zh"]) for e in documented.values()), \
@@ -124,7 +129,7 @@ def test_planted_personal_data_stops_the_publication(publish_city, warehouse_cop
     target = tmp_path / "published"
     with duckdb.connect(str(warehouse_copy), read_only=True) as con:
         shares.publish_shares(con, target, known=known)
-    before = (target / "shares" / "SWJ" / "work_orders.csv").read_bytes()
+    before = {p: p.read_bytes() for p in files.published_files(target / "shares" / "SWJ", "work_orders", ".csv")}
     leaked = next(v for v, kind in known.numbers.items() if kind == "phone")
     with duckdb.connect(str(warehouse_copy)) as con:
         con.execute("update marts.fct_work_orders set caller_phone_masked = ? where order_no = "
@@ -132,9 +137,30 @@ def test_planted_personal_data_stops_the_publication(publish_city, warehouse_cop
     with duckdb.connect(str(warehouse_copy), read_only=True) as con, \
             pytest.raises(gate.PersonalDataFound) as error:
         shares.publish_shares(con, target, known=known)
-    located = {(h.location.rsplit("/", 2)[-2:][0], h.location.rsplit("/", 1)[-1], h.column) for h in error.value.hits}
-    assert ("SWJ", "work_orders.parquet", "caller_phone_masked") in located
-    assert ("SWJ", "work_orders.csv", "caller_phone_masked") in located
+    located = {(Path(h.location).parts[-4], Path(h.location).name, h.column) for h in error.value.hits}
+    assert ("SWJ", "part.parquet", "caller_phone_masked") in located
+    assert ("SWJ", "part.csv", "caller_phone_masked") in located
     assert "known_phone" in {h.kind for h in error.value.hits}
-    assert (target / "shares" / "SWJ" / "work_orders.csv").read_bytes() == before  # previous share kept
+    assert {p: p.read_bytes() for p in before} == before  # previous share kept
     assert not [p for p in target.iterdir() if p.name.startswith(".")]
+
+
+def test_one_query_for_all_departments_selects_each_departments_share(publish_city):
+    """shares_query (one pass, what is published) gives every department exactly share_query's rows."""
+    with duckdb.connect(str(publish_city["warehouse"]), read_only=True) as con:
+        specs, _ = shares.available_specs(con, load_config())
+        for spec in specs:
+            every = con.sql(f"select * from ({shares.shares_query(con, spec)}) order by all").to_arrow_table()
+            checked = 0
+            for department in shares.departments(con):
+                value = shares.key_value(spec, department)
+                mine = every.filter(pc.equal(every.column(shares.DEPARTMENT), department.code))
+                if value is None:
+                    assert mine.num_rows == 0
+                    continue
+                sql, params = shares.share_query(con, spec, value)
+                expected = con.sql(sql, params=params).to_arrow_table()
+                assert mine.drop_columns([shares.DEPARTMENT]).to_pylist() == expected.to_pylist(), \
+                    (spec.name, department.code)
+                checked += expected.num_rows
+            assert checked == every.num_rows > 0, spec.name

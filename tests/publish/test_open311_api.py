@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from citizen_voice.publish import open_data
+from citizen_voice.publish import files, gate, open_data
 from citizen_voice.publish.open311 import Open311Api
 
 REQUEST_FIELDS = ["service_request_id", "status", "status_notes", "service_name", "service_code", "description",
@@ -24,8 +24,9 @@ SERVICE_FIELDS = ["service_code", "service_name", "description", "metadata", "ty
 def dataset(publish_city, tmp_path_factory):
     folder = tmp_path_factory.mktemp("open311_published")
     with duckdb.connect(str(publish_city["warehouse"]), read_only=True) as con:
-        open_data.publish_open_data(con, folder, known=None)
-    path = folder / "open" / "work_orders.parquet"
+        open_data.publish_open_data(con, folder, known=gate.load_known_values(publish_city["sandbox"]))
+    path = folder / "work_orders.parquet"  # the month parts as one file (the API also reads the parts' folder)
+    pq.write_table(files.read_published(folder / "open", "work_orders"), path)
     return path, {r["order_no"]: r for r in pq.read_table(path).to_pylist()}
 
 

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from citizen_voice.publish import gate, open_data
+from citizen_voice.publish import files, gate, open_data
 from citizen_voice.publish.config import NEVER_PUBLIC, load_config
 
 
@@ -34,7 +34,7 @@ def published(publish_city, tmp_path_factory):
 
 def test_identifiers_and_confidential_orders_are_left_out(published):
     report, folder, orders, _ = published
-    table = pq.read_table(folder / "work_orders.parquet")
+    table = files.read_published(folder, "work_orders")
     assert not set(table.column_names) & NEVER_PUBLIC
     assert list(table.column_names) == list(load_config().open_data.columns)
     published_ids = set(table.column("order_no").to_pylist())
@@ -44,10 +44,25 @@ def test_identifiers_and_confidential_orders_are_left_out(published):
     assert report.excluded_confidential == len(confidential) and report.rows == len(published_ids)
 
 
+def test_the_dataset_is_written_in_month_parts_by_the_month_received(published):
+    report, folder, orders, _ = published
+    parts = files.published_files(folder, "work_orders")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["work_orders"]
+    assert [p.parent.name for p in parts] == [f"month={m}" for m in sorted({o[3] for o in orders.values()})]
+    assert set(manifest["parts"]) == {f"work_orders/{p.parent.name}/part" for p in parts}
+    for part in parts:
+        month = part.parent.name.removeprefix("month=")
+        rows = pq.read_table(part).to_pylist()
+        assert rows and all(orders[r["order_no"]][3] == month for r in rows)
+        assert [r["order_no"] for r in rows] == sorted(r["order_no"] for r in rows)
+        assert manifest["parts"][f"work_orders/month={month}/part"]["rows"] == len(rows)
+        assert (part.parent / "part.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
 def test_small_communities_are_coarsened_to_the_street(published):
     report, folder, orders, _ = published
     threshold = load_config().open_data.suppression_threshold
-    rows = pq.read_table(folder / "work_orders.parquet").to_pylist()
+    rows = files.read_published(folder, "work_orders").to_pylist()
     cells = Counter((r["community_code"], r["received_at"].strftime("%Y-%m")) for r in rows if r["community_code"])
     assert cells and min(cells.values()) >= threshold
     blanked = [r for r in rows if r["community_code"] is None and orders[r["order_no"]][1] is not None]
@@ -58,7 +73,7 @@ def test_small_communities_are_coarsened_to_the_street(published):
 
 def test_times_are_truncated_to_the_hour(published):
     _, folder, orders, _ = published
-    rows = pq.read_table(folder / "work_orders.parquet").to_pylist()
+    rows = files.read_published(folder, "work_orders").to_pylist()
     for r in rows:
         for column in ("received_at", "closed_at", "due_at", "visited_at"):
             if r[column] is not None:
@@ -93,7 +108,7 @@ def test_dictionary_and_manifest(published):
         entries = list(csv.DictReader(handle))
     assert (folder / "data_dictionary.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     for name in ["work_orders", *(a.name for a in load_config().open_data.aggregates)]:
-        columns = pq.read_schema(folder / f"{name}.parquet").names
+        columns = pq.read_schema(files.published_files(folder, name)[0]).names
         documented = [e for e in entries if e["table"] == name]
         assert [e["column"] for e in documented] == columns
         assert all(e["name_zh"] != e["column"] and "未说明" not in e["description"] for e in documented), \

@@ -19,13 +19,14 @@ runner = CliRunner()
 
 
 def test_cli_publishes_and_gates(publish_env):
-    for command, produced in (("shares", "shares/SWJ/work_orders.csv"), ("open-data", "open/work_orders.parquet"),
+    for command, produced in (("shares", "shares/SWJ/manifest.json"), ("open-data", "open/manifest.json"),
                               ("snapshot", "serving/warehouse.duckdb")):
         result = runner.invoke(publish_app, [command])
         assert result.exit_code == 0, result.output
         assert (publish_env / produced).exists()
     report = json.loads(runner.invoke(publish_app, ["open-data"]).output)
-    assert report["rows"] > 1000 and report["files"] == len(list((publish_env / "open").iterdir()))
+    assert report["rows"] > 1000 and report["files"] == sum(1 for p in (publish_env / "open").rglob("*") if p.is_file())
+    assert report["parts"]["written"] == 0 and report["parts"]["carried"] > 1  # a rerun: every month carried over
 
 
 def test_cli_postgres_without_configuration_says_so(publish_env):
