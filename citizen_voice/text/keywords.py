@@ -1,13 +1,19 @@
 """Keywords by TF-IDF, with document frequencies learned from the platform's own corpus.
 
 * `text.term_document_frequency`: for every token, in how many work orders it occurs (the corpus
-  is `text.order_tokens`); rebuilt on each run (one vectorised SQL pass).
+  is `text.order_tokens`).
 * `text.order_keywords`: the top-k terms of each order by (1 + ln tf) * idf, idf = ln((1+N)/(1+df)) + 1.
   Computed only for orders without keywords for their current text (new or edited texts).
 * `text.topic_keywords`: the top terms of each topic (level-3 and level-2 category) by class-based
   TF-IDF (c-TF-IDF): tf of the term within the topic's orders, normalised by the topic's size, times
   ln(1 + A / f), A = mean tokens per topic, f = the term's frequency over all topics. Terms that are
   frequent everywhere (places, boilerplate) score low; terms typical of one topic score high.
+
+The document frequencies and the topics' term counts are kept up to date incrementally
+(`update_term_counts`): text_state.keyword_inputs remembers per order what they count (text hash,
+vocabulary version, category, whether counted, tokens), so a run subtracts the old terms of the
+orders that changed and adds their new ones; the tables equal a recount. Without that state they
+are counted whole.
 
 TextRank (jieba.analyse.textrank) is not used: hotline texts are short (a title and one or two
 sentences), too few co-occurrences for a stable word graph, and it cannot reuse a corpus-wide
@@ -16,8 +22,10 @@ document frequency; TF-IDF runs as one SQL pass instead of a Python loop per tex
 
 from __future__ import annotations
 
+import duckdb
+
 from citizen_voice.text import store
-from citizen_voice.text.tokens import SCHEMA, TEXTS, ensure_schema
+from citizen_voice.text.tokens import SCHEMA, STATE_SCHEMA, TEXTS, ensure_schema
 from citizen_voice.text.tokens import TABLE as TOKENS
 
 DF_TABLE = f"{SCHEMA}.term_document_frequency"
@@ -25,22 +33,117 @@ ORDER_TABLE = f"{SCHEMA}.order_keywords"
 TOPIC_TABLE = f"{SCHEMA}.topic_keywords"
 ORDER_KEYWORDS = 5
 TOPIC_KEYWORDS = 10
+STATE = f"{STATE_SCHEMA}.keyword_inputs"
+TERM_DOCUMENTS = f"{STATE_SCHEMA}.term_documents"
+TOPIC_COUNTS = f"{STATE_SCHEMA}.topic_term_counts"
+STATE_META = f"{STATE_SCHEMA}.keyword_meta"
+STATE_VERSION = 1  # bump when the state tables change meaning
+# what the counts read of an order (an orphan token row, without a text, is in the corpus but in no topic)
+COUNTED = f"""
+    select k.order_no, k.text_hash, k.vocabulary_version, t.category_code, t.category_l2_code,
+           t.order_no is not null and t.demand_type_code is distinct from 'WX' as counted, k.tokens
+    from {TOKENS} k left join {TEXTS} t on t.order_no = k.order_no"""
 
 
 def _terms(source: str) -> str:
     return f"select order_no, unnest(string_split(tokens, ' ')) as term from {source} where tokens <> ''"
 
 
-def refresh_document_frequencies(con) -> int:
+def _document_terms(source: str) -> str:
+    return f"select unnest(list_distinct(string_split(tokens, ' '))) as term from {source} where tokens <> ''"
+
+
+def _topic_terms(source: str) -> str:
+    """(topic_level, topic_code, term, n): term occurrences per level-3 and level-2 category."""
+    return f"""
+        select 'category' as topic_level, category_code as topic_code, term, count(*) as n
+        from (select category_code, unnest(string_split(tokens, ' ')) as term from {source}
+              where counted and tokens <> '') group by all
+        union all
+        select 'category_l2', category_l2_code, term, count(*)
+        from (select category_l2_code, unnest(string_split(tokens, ' ')) as term from {source}
+              where counted and tokens <> '') group by all"""
+
+
+def _state_valid(con) -> bool:
+    found = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = ?",
+                                       [STATE_SCHEMA]).fetchall()}
+    if not {t.split(".")[1] for t in (STATE, TERM_DOCUMENTS, TOPIC_COUNTS, STATE_META)} <= found:
+        return False
+    return con.execute(f"select state_key from {STATE_META}").fetchall() == [(f"{STATE_VERSION}/{duckdb.__version__}",)]
+
+
+def update_term_counts(con, full: bool = False) -> dict:
+    """Bring the document frequencies (text_state.term_documents) and the topics' term counts
+    (text_state.topic_term_counts) up to date with text.order_tokens and the texts' categories:
+    only the orders whose text hash, vocabulary version, category or counting changed are counted
+    again (their old terms out, their new ones in), or everything without state. Idempotent."""
     ensure_schema(con)
-    # each order's distinct terms, unnested row by row: the aggregate holds one entry per term, not
-    # one per (order, term) pair, so its memory does not grow with the number of orders
+    if full or not _state_valid(con):
+        con.execute("begin")
+        try:
+            con.execute(f"create or replace table {STATE} as {COUNTED} order by k.order_no")
+            con.execute(f"""create or replace table {TERM_DOCUMENTS} as
+                            select term, count(*) as documents from ({_document_terms(STATE)}) group by term""")
+            con.execute(f"create or replace table {TOPIC_COUNTS} as {_topic_terms(STATE)}")
+            con.execute(f"create or replace table {STATE_META} as select ? as state_key",
+                        [f"{STATE_VERSION}/{duckdb.__version__}"])
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        return {"mode": "full", "counted_orders": con.execute(f"select count(*) from {STATE}").fetchall()[0][0]}
+    con.execute(f"""
+        create or replace temp table keyword_changed as
+        select coalesce(n.order_no, s.order_no) as order_no
+        from (select * exclude (tokens) from ({COUNTED})) n full join {STATE} s on s.order_no = n.order_no
+        where s.order_no is null or n.order_no is null or n.text_hash <> s.text_hash
+           or n.vocabulary_version <> s.vocabulary_version or n.counted <> s.counted
+           or n.category_code is distinct from s.category_code
+           or n.category_l2_code is distinct from s.category_l2_code""")
+    changed = con.execute("select count(*) from keyword_changed").fetchall()[0][0]
+    if not changed:
+        con.execute("drop table keyword_changed")
+        return {"mode": "incremental", "counted_orders": 0}
+    con.execute("begin")
+    try:
+        con.execute(f"""create or replace temp table keyword_old as
+                        select s.* from {STATE} s join keyword_changed using (order_no)""")
+        con.execute(f"""create or replace temp table keyword_new as
+                        select n.* from ({COUNTED}) n where n.order_no in (select order_no from keyword_changed)""")
+        con.execute(f"""
+            create or replace table {TERM_DOCUMENTS} as
+            select term, sum(documents)::bigint as documents from (
+                select term, documents from {TERM_DOCUMENTS}
+                union all select term, -1 from ({_document_terms('keyword_old')})
+                union all select term, 1 from ({_document_terms('keyword_new')}))
+            group by term having sum(documents) <> 0""")
+        con.execute(f"""
+            create or replace table {TOPIC_COUNTS} as
+            select topic_level, topic_code, term, sum(n)::bigint as n from (
+                select * from {TOPIC_COUNTS}
+                union all select topic_level, topic_code, term, -n from ({_topic_terms('keyword_old')})
+                union all select * from ({_topic_terms('keyword_new')}))
+            group by all having sum(n) <> 0""")
+        con.execute(f"delete from {STATE} where order_no in (select order_no from keyword_changed)")
+        con.execute(f"insert into {STATE} select * from keyword_new")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    for table in ("keyword_changed", "keyword_old", "keyword_new"):
+        con.execute(f"drop table if exists {table}")
+    return {"mode": "incremental", "counted_orders": changed}
+
+
+def refresh_document_frequencies(con, full: bool = False) -> int:
+    """text.term_document_frequency from the term counts (brought up to date first)."""
+    update_term_counts(con, full)
     con.execute(f"""
         create or replace table {DF_TABLE} as
-        select term, count(*)::integer as document_count,
+        select term, documents::integer as document_count,
                (select count(*) from {TOKENS})::integer as corpus_documents
-        from (select unnest(list_distinct(string_split(tokens, ' '))) as term from {TOKENS} where tokens <> '')
-        group by term""")
+        from {TERM_DOCUMENTS}""")
     return con.execute(f"select count(*) from {DF_TABLE}").fetchall()[0][0]
 
 
@@ -104,21 +207,16 @@ def update_order_keywords(con, top_k: int = ORDER_KEYWORDS) -> dict:
     return {"keyworded": pending, "removed": removed}
 
 
-def refresh_topic_keywords(con, top_k: int = TOPIC_KEYWORDS) -> int:
-    """c-TF-IDF top terms per level-3 and level-2 category (recorded categories)."""
-    ensure_schema(con)
+def refresh_topic_keywords(con, top_k: int = TOPIC_KEYWORDS, full: bool = False) -> int:
+    """c-TF-IDF top terms per level-3 and level-2 category (recorded categories), from the topics' term
+    counts (brought up to date first); place names left out."""
+    update_term_counts(con, full)
     _create_place_terms(con)
     con.execute(f"""
         create or replace table {TOPIC_TABLE} as
-        with terms as (
-            select t.category_code, t.category_l2_code, x.term
-            from ({_terms(TOKENS)}) as x join {TEXTS} as t on t.order_no = x.order_no
-            where t.demand_type_code is distinct from 'WX' and x.term not in (select term from place_terms)
-        ),
-        by_topic as (
-            select 'category' as topic_level, category_code as topic_code, term, count(*) as n from terms group by 1, 2, 3
-            union all
-            select 'category_l2', category_l2_code, term, count(*) from terms group by 1, 2, 3
+        with by_topic as (
+            select topic_level, topic_code, term, n from {TOPIC_COUNTS}
+            where term not in (select term from place_terms)
         ),
         sized as (
             select *, sum(n) over (partition by topic_level, topic_code) as topic_tokens,

@@ -23,6 +23,7 @@ from citizen_voice.text.segment import (
 )
 
 SCHEMA = "text"
+STATE_SCHEMA = "text_state"  # what the incremental steps remember between runs: neither served nor published
 TEXTS = "marts.fct_work_order_texts"
 TABLE = f"{SCHEMA}.order_tokens"
 CHUNK_SIZE = 5_000  # texts per task of a segmentation worker
@@ -39,6 +40,7 @@ create table if not exists {TABLE} (
 
 def ensure_schema(con) -> None:
     con.execute(f"create schema if not exists {SCHEMA}")
+    con.execute(f"create schema if not exists {STATE_SCHEMA}")
     con.execute(DDL)
 
 

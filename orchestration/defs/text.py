@@ -25,6 +25,10 @@ class ClassifierConfig(dg.Config):
     retrain: bool = False  # train a new default model even when one exists
 
 
+class RecomputeConfig(dg.Config):
+    full: bool = False  # recompute the whole table instead of only what the changes since the last run reach
+
+
 class EarlyWarningConfig(dg.Config):
     sensitivity: str = "medium"  # low | medium | high (citizen_voice.text.early_warning.WarningSettings)
 
@@ -43,7 +47,8 @@ def order_tokens(config: SegmentationConfig) -> dg.MaterializeResult:
 
 @dg.asset(key=["text", "order_keywords"], deps=[dg.AssetKey(["text", "order_tokens"])], group_name="text",
           pool=WAREHOUSE_POOL,
-          description="Corpus document frequencies and TF-IDF keywords per order (new texts only).")
+          description="Corpus document frequencies (following the changed orders) and TF-IDF keywords per order "
+                      "(new texts only).")
 def order_keywords() -> dg.MaterializeResult:
     with warehouse.connect() as con:
         terms = keywords.refresh_document_frequencies(con)
@@ -94,18 +99,19 @@ def classifications() -> dg.MaterializeResult:
 @dg.asset(key=["text", "repeat_demands"], deps=[dg.AssetKey(["text", "order_tokens"]), FACTS, TEXTS],
           group_name="text", pool=WAREHOUSE_POOL,
           description="Repeat groups (same caller or near-duplicate text about the same place) and 并单 "
-                      "suggestions; feeds 重复投诉率.")
-def repeat_demands() -> dg.MaterializeResult:
+                      "suggestions; feeds 重复投诉率. Incremental: only the orders a change can reach are re-linked.")
+def repeat_demands(config: RecomputeConfig) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        return _result(repeats.refresh(con))
+        return _result(repeats.refresh(con, full=config.full))
 
 
 @dg.asset(key=["text", "hot_topics"], deps=[dg.AssetKey(["text", "topic_keywords"]), TEXTS], group_name="text",
           pool=WAREHOUSE_POOL,
-          description="Top topics per day/week/month, city/district/street, with growth and representative titles.")
-def hot_topics_asset() -> dg.MaterializeResult:
+          description="Top topics per day/week/month, city/district/street, with growth and representative titles. "
+                      "Incremental: only the periods a change can reach are recomputed.")
+def hot_topics_asset(config: RecomputeConfig) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        return _result(hot_topics.refresh(con))
+        return _result(hot_topics.refresh(con, full=config.full))
 
 
 @dg.asset(key=["text", "early_warnings"], deps=[dg.AssetKey(["text", "repeat_demands"]), TEXTS], group_name="text",
