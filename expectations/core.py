@@ -38,6 +38,9 @@ class Check:
     action: Action = "exclude"
     column: str | None = None  # the column reported (and withheld, for action=withhold)
     description: str = ""  # Chinese, for the department-facing report
+    # a bound that moves with the clock only ever admits more (no record from the future): a record
+    # within yesterday's bound is within today's, so a remembered pass stays valid (runner.fingerprint)
+    bound_only_widens: bool = False
 
     def configured(self) -> gx.expectations.Expectation:
         """The expectation carrying this check's name and severity (GX keeps both in its results)."""

@@ -64,7 +64,7 @@ def fct_work_orders(v: ValueSets) -> Suite:
               description="主办单位在单位表内"),
         Check(f"{n}.status_known", in_set("status", STATUSES), description="工单状态在约定取值内"),
         Check(f"{n}.received_at_plausible", between("received_at", EARLIEST_PLAUSIBLE, latest_plausible()),
-              description="受理时间在合理时间范围内"),
+              bound_only_widens=True, description="受理时间在合理时间范围内"),
         Check(f"{n}.dispatched_after_received", not_before("dispatched_at", "received_at"), dimension="consistency",
               description="派单不早于受理"),
         Check(f"{n}.signed_after_dispatched", not_before("signed_at", "dispatched_at"), dimension="consistency",

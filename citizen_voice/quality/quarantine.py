@@ -28,7 +28,7 @@ import pandas as pd
 from citizen_voice import privacy
 from expectations import raw
 from expectations.core import ValueSets
-from expectations.runner import SuiteResult, run_suites
+from expectations.runner import SuiteResult, remember_passes, run_suites
 
 SCHEMA = "quality"
 FAILURE_COLUMNS = (
@@ -260,12 +260,13 @@ def check_rows(results: list[SuiteResult], now: datetime, examples: int = 5) -> 
     return rows
 
 
-def evaluate(con, sources: list[tuple[str, str]] | None = None) -> QuarantineRun:
-    """Run the raw suites on a (read-only) connection; nothing is written."""
+def evaluate(con, sources: list[tuple[str, str]] | None = None, remember: bool = False) -> QuarantineRun:
+    """Run the raw suites on a (read-only) connection; nothing is written. `remember`: validate only
+    records not remembered as passing unchanged (expectations.runner), with the same outcome."""
     started = time.perf_counter()
     now = datetime.now(UTC).replace(tzinfo=None)
     suites = raw.build(ValueSets(con))
-    results = run_suites(con, suites)
+    results = run_suites(con, suites, remember=remember)
     run = QuarantineRun(suite_results=results)
     for result in results:
         critical, warning = _failure_rows(result, now)
@@ -302,6 +303,7 @@ def write(con, run: QuarantineRun) -> None:
              [c.split()[0] for c in RECORD_COUNTS_DDL.split(", ")])
     _replace(con, "check_results", CHECK_RESULTS_DDL, run.checks,
              [c.split()[0] for c in CHECK_RESULTS_DDL.split(", ")])
+    remember_passes(con, run.suite_results)
     con.execute("commit")
 
 
@@ -310,7 +312,7 @@ def run_quarantine(warehouse_path=None) -> QuarantineRun:
     from citizen_voice import warehouse
 
     with warehouse.connect(warehouse_path, read_only=True) as con:
-        run = evaluate(con)
+        run = evaluate(con, remember=True)
     with warehouse.connect(warehouse_path) as con:
         write(con, run)
     return run
