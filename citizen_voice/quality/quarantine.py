@@ -11,7 +11,8 @@ Written, each run from scratch (the raw layer is merged on keys, so the quaranti
 
 The intermediate models read quality.quarantine: action `exclude` keeps the record out, `withhold`
 keeps only the failing column's value out (the next system in the field precedence supplies it),
-`not_loaded` marks a conflicting repeat the boundary kept out of the raw table (the first record stays).
+`not_loaded` marks a record the ingestion boundary kept out of the raw table: there is nothing to
+exclude, and a version of the same record loaded before (or the first of a conflicting repeat) stays.
 """
 
 from __future__ import annotations
@@ -155,9 +156,6 @@ def _as_date(value) -> date | None:
     return value.date() if hasattr(value, "date") else value
 
 
-CONFLICT_RULE = "boundary.no_conflicting_duplicate"
-
-
 def boundary_rows(con, sources: list[tuple[str, str]], now: datetime) -> list[dict]:
     """The ingestion boundary's quarantine, as rows of quality.quarantine."""
     rows = []
@@ -191,8 +189,7 @@ def boundary_rows(con, sources: list[tuple[str, str]], now: datetime) -> list[di
                 "record_id": _text(payload.get(id_field)) if id_field else None,
                 "order_no": next((str(payload[f]) for f in ORDER_FIELDS if payload.get(f)), None),
                 "record_day": day or _load_day(load_id), "expectation": name, "severity": "critical",
-                # a conflicting repeat never reached the raw table and shares its key with the record kept
-                "dimension": dimension, "action": "not_loaded" if name == CONFLICT_RULE else "exclude",
+                "dimension": dimension, "action": "not_loaded",
                 "column_name": None,
                 "raw_value": protect({"reason": reason, **({"records": payload["records"]} if is_unit else
                                                            {k: v for k, v in payload.items()
