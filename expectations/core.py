@@ -14,6 +14,8 @@ from typing import Literal
 
 import great_expectations as gx
 
+from citizen_voice.warehouse import has_table
+
 Severity = Literal["critical", "warning"]
 Dimension = Literal["completeness", "validity", "consistency", "timeliness", "schema", "privacy"]
 # exclude: the record is kept out of the warehouse; withhold: only the named column's value is kept
@@ -84,8 +86,7 @@ class ValueSets:
         return self._cache[key]
 
     def table_exists(self, schema: str, table: str) -> bool:
-        return bool(self._con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                                      "and table_name = ?", [schema, table]).fetchone()[0])
+        return has_table(self._con, schema, table)
 
     def columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self._con.execute(

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 import great_expectations as gx
 import pandas as pd
 
+from citizen_voice.warehouse import has_table
 from expectations.core import RECORD_KEY, Check, Suite
 
 
@@ -261,8 +262,7 @@ def fingerprint(suite: Suite) -> str:
 
 def _remembered(con, suite: Suite, rules: str) -> str:
     """A temporary table of the row hashes remembered as passing for this suite and its rules."""
-    exists = con.execute("select count(*) from information_schema.tables where table_schema = 'ops' "
-                         "and table_name = 'validated_rows'").fetchall()[0][0]
+    exists = has_table(con, *REMEMBERED_TABLE.split("."))
     source = (f"select row_hash from {REMEMBERED_TABLE} where suite = $suite and fingerprint = $rules" if exists
               else "select null::ubigint as row_hash where false")
     con.execute(f"create or replace temp table remembered_rows as {source}",

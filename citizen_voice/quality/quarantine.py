@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from citizen_voice import privacy
+from citizen_voice.warehouse import has_table
 from expectations import raw
 from expectations.core import ValueSets
 from expectations.runner import SuiteResult, remember_passes, run_suites
@@ -160,9 +161,7 @@ def boundary_rows(con, sources: list[tuple[str, str]], now: datetime) -> list[di
     """The ingestion boundary's quarantine, as rows of quality.quarantine."""
     rows = []
     for source, dataset in sources:
-        exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                             "and table_name = '_quarantine'", [dataset]).fetchone()[0]
-        if not exists:
+        if not has_table(con, dataset, "_quarantine"):
             continue
         for record_hash, table, origin, reason, payload_text, load_id in con.execute(
                 f"select record_hash, table_name, origin, reason, payload, _dlt_load_id from {dataset}._quarantine "
