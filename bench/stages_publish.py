@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.harness import Context, Floor, Measurement, Stage, stage
-from bench.tasks import Work, task
+from bench.tasks import Work, _Timer, task
 
 PARTS = {"bulletin": "publish · bulletin", "shares": "publish · department shares",
          "open_data": "publish · open data", "snapshot": "publish · serving snapshot"}
@@ -119,11 +119,6 @@ def _notes(part: str, r: dict, floor: dict | None) -> str:
 
 
 # -- child side ---------------------------------------------------------------------------------------------------
-def _exists(con, schema: str, table: str) -> bool:
-    return con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                       [schema, table]).fetchone()[0] > 0
-
-
 def _month_figures(con) -> tuple:
     from bench.stages_indicators import _newest_complete_month
 
@@ -151,17 +146,17 @@ def publish_prepare(args: dict) -> dict:
         month, orders, month_orders = _month_figures(con)
         with Work() as work:  # not part of any figure; a Work block so that --profile covers it too
             started = time.perf_counter()
-            if not all(_exists(con, "text", t) for t in ("hot_topics", "early_warnings", "repeat_demands")):
+            if not all(warehouse.has_table(con, "text", t) for t in ("hot_topics", "early_warnings", "repeat_demands")):
                 pipeline.run(con, workers=2)
                 prepared.append(text_tables)
                 seconds["text"] = round(time.perf_counter() - started, 3)
             started = time.perf_counter()
-            if not _exists(con, "quality", "scorecard_ranking"):
+            if not warehouse.has_table(con, "quality", "scorecard_ranking"):
                 scorecard.write(con, scorecard.compute(con))
                 prepared.append("data-quality scorecard")
                 seconds["scorecard"] = round(time.perf_counter() - started, 3)
             started = time.perf_counter()
-            has_month = _exists(con, "indicators", "indicator_values") and con.execute(
+            has_month = warehouse.has_table(con, "indicators", "indicator_values") and con.execute(
                 "select count(*) from indicators.indicator_values where period_type = 'month' and period = ? "
                 "and grain = 'city'", [month.label]).fetchone()[0] > 0
             if not has_month or text_tables in prepared:
@@ -173,31 +168,26 @@ def publish_prepare(args: dict) -> dict:
                        prepared_seconds=seconds)
 
 
-class _Timers:
+class _Timers(_Timer):
     """Seconds spent in the privacy gate and in Chromium, timed by wrapping the module functions the
-    publish code looks up when it runs (a call each, not per row)."""
+    publish code looks up when it runs (a call each, not per row); the gate's reports are kept."""
 
     def __init__(self):
         from citizen_voice.bulletin import browser
         from citizen_voice.publish import gate
 
-        self.seconds = {"gate": 0.0, "pdf": 0.0}
+        super().__init__()
         self.gate_reports: list = []
-        gate.gate_files = self._timed("gate", gate.gate_files)
-        gate.gate_duckdb = self._timed("gate", gate.gate_duckdb)
-        browser.print_pdf = self._timed("pdf", browser.print_pdf)
+        gate.gate_files = self._kept(self.wrap("gate", gate.gate_files))
+        gate.gate_duckdb = self._kept(self.wrap("gate", gate.gate_duckdb))
+        browser.print_pdf = self.wrap("pdf", browser.print_pdf)
 
-    def _timed(self, key, function):
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                result = function(*args, **kwargs)
-            finally:
-                self.seconds[key] += time.perf_counter() - started
-            if key == "gate":
-                self.gate_reports.append(result)
-            return result
-        return timed
+    def _kept(self, function):
+        def kept(*args, **kwargs):
+            report = function(*args, **kwargs)
+            self.gate_reports.append(report)
+            return report
+        return kept
 
     def gate(self) -> dict:
         # a hit raises PersonalDataFound (the part fails): reaching here means every scan passed

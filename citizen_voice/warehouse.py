@@ -11,6 +11,12 @@ import duckdb
 from citizen_voice import settings
 
 
+def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether the connection's database has the table or view schema.table."""
+    return con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                       [schema, table]).fetchall()[0][0] > 0
+
+
 @contextmanager
 def connect(path: Path | None = None, read_only: bool = False):
     path = Path(path or settings.warehouse_path())

@@ -14,6 +14,8 @@ from typing import Literal
 
 import great_expectations as gx
 
+from citizen_voice.warehouse import has_table
+
 Severity = Literal["critical", "warning"]
 Dimension = Literal["completeness", "validity", "consistency", "timeliness", "schema", "privacy"]
 # exclude: the record is kept out of the warehouse; withhold: only the named column's value is kept
@@ -38,6 +40,9 @@ class Check:
     action: Action = "exclude"
     column: str | None = None  # the column reported (and withheld, for action=withhold)
     description: str = ""  # Chinese, for the department-facing report
+    # a bound that moves with the clock only ever admits more (no record from the future): a record
+    # within yesterday's bound is within today's, so a remembered pass stays valid (runner.fingerprint)
+    bound_only_widens: bool = False
 
     def configured(self) -> gx.expectations.Expectation:
         """The expectation carrying this check's name and severity (GX keeps both in its results)."""
@@ -81,8 +86,7 @@ class ValueSets:
         return self._cache[key]
 
     def table_exists(self, schema: str, table: str) -> bool:
-        return bool(self._con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                                      "and table_name = ?", [schema, table]).fetchone()[0])
+        return has_table(self._con, schema, table)
 
     def columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self._con.execute(

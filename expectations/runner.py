@@ -9,10 +9,20 @@ always read: an expectation that raised is an error of the suite, never a silent
 Memory does not grow with history: a frame longer than CHUNK_ROWS is read and validated chunk by chunk
 and the results are summed. Uniqueness is the one rule a chunk cannot see, so for a chunked frame the
 query counts each key's copies over the whole table and the chunk expects at most one copy.
+
+Work does not grow with history either (`remember=True`): every check then judges a row by the row
+alone (uniqueness as its count of copies; cross-table rules are columns the frame query computes), so
+a row that passed every check before passes again as long as its content and the suite's rules are
+the same. The rows that passed are remembered as hashes of the whole frame row (ops.validated_rows,
+per suite and fingerprint of its rules); a later run validates only rows whose hash is not
+remembered — new and changed records, and every record that failed — and counts the others as
+passing. The result is the same as validating everything (tested).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -21,6 +31,7 @@ from dataclasses import dataclass, field, replace
 import great_expectations as gx
 import pandas as pd
 
+from citizen_voice.warehouse import has_table
 from expectations.core import RECORD_KEY, Check, Suite
 
 
@@ -47,6 +58,8 @@ class SuiteResult:
     failing_rows: pd.DataFrame | None = None  # the frame's rows of every record that failed a check
     day_counts: Counter = field(default_factory=Counter)  # distinct records per record_day, if the frame has it
     error: str | None = None  # the frame could not be read (missing table or column: a schema failure)
+    remembered: int = 0  # rows counted as passing because they passed before, unchanged (remember=True)
+    passed_hashes: object = None  # pyarrow table (row_hash) of every row passing now, to remember (remember=True)
 
     @property
     def errors(self) -> list[str]:
@@ -128,17 +141,23 @@ def _copies_column(column: str) -> str:
     return f"{column}__copies"
 
 
-def _for_chunks(suite: Suite) -> tuple[Suite, dict[str, str]]:
-    """The suite with each uniqueness rule restated on a whole-table count of the key's copies."""
-    unique = {c.name: c.expectation.column for c in suite.checks
-              if isinstance(c.expectation, gx.expectations.ExpectColumnValuesToBeUnique)}
+def _unique_columns(suite: Suite) -> dict[str, str]:
+    return {c.name: c.expectation.column for c in suite.checks
+            if isinstance(c.expectation, gx.expectations.ExpectColumnValuesToBeUnique)}
+
+
+def _for_chunks(suite: Suite, counted: bool = False) -> tuple[Suite, dict[str, str]]:
+    """The suite with each uniqueness rule restated on a whole-table count of the key's copies
+    (`counted`: the frame query already has the counts)."""
+    unique = _unique_columns(suite)
     if not unique:
         return suite, {}
     counts = ", ".join(f'case when "{column}" is null then null else count(*) over (partition by "{column}") end '
                        f'as "{_copies_column(column)}"' for column in sorted(set(unique.values())))
     checks = tuple(replace(c, expectation=gx.expectations.ExpectColumnValuesToBeBetween(
         column=_copies_column(unique[c.name]), max_value=1)) if c.name in unique else c for c in suite.checks)
-    return replace(suite, frame_sql=f"select *, {counts} from ({suite.frame_sql})", checks=checks), unique
+    frame_sql = suite.frame_sql if counted else f"select *, {counts} from ({suite.frame_sql})"
+    return replace(suite, frame_sql=frame_sql, checks=checks), unique
 
 
 def _merge(total: list[CheckResult] | None, chunk: list[CheckResult]) -> list[CheckResult]:
@@ -158,9 +177,11 @@ def _failing_rows(frame: pd.DataFrame, results: list[CheckResult]) -> pd.DataFra
     return frame[frame[RECORD_KEY].astype(str).isin(keys)] if keys else frame.iloc[0:0]
 
 
-def _validate_chunks(con, suite: Suite, context, chunk_rows: int) -> tuple[int, list[CheckResult], pd.DataFrame]:
-    rows = con.execute(f"select count(*) from ({suite.frame_sql})").fetchone()[0]
-    chunked, unique = (suite, {}) if rows <= chunk_rows else _for_chunks(suite)
+def _validate_chunks(con, suite: Suite, context, chunk_rows: int, restated: bool = False
+                     ) -> tuple[int, list[CheckResult], pd.DataFrame]:
+    """Validate the frame chunk by chunk; `restated`: the suite's uniqueness rules are already counts of copies."""
+    rows = con.execute(f"select count(*) from ({suite.frame_sql})").fetchall()[0][0]
+    chunked, unique = (suite, {}) if rows <= chunk_rows and not restated else _for_chunks(suite, restated)
     by_name = {c.name: c for c in suite.checks}
     con.execute(chunked.frame_sql)
     total, failing = None, []
@@ -223,26 +244,96 @@ def validate_frame(suite: Suite, frame: pd.DataFrame, context=None) -> list[Chec
 
 
 FRAME_TABLE = "suite_frame"
+REMEMBERED_TABLE = "ops.validated_rows"
+ROW_HASH = "__row_hash"
+RULES_VERSION = 1  # raise when the way rows are judged changes: every remembered pass is then forgotten
 
 
-def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS) -> SuiteResult:
+def fingerprint(suite: Suite) -> str:
+    """What a remembered pass depends on besides the row: the frame query and every check's rules
+    (value sets included). A check marked `bound_only_widens` (a 'not in the future' bound that moves
+    with the clock) enters by name only: a row inside yesterday's bound is inside today's."""
+    rules = [[c.name, c.severity, c.action, c.column] + ([] if c.bound_only_widens else [
+        c.expectation.dict(exclude_none=True, exclude={"id", "meta", "severity", "rendered_content"})])
+        for c in suite.checks]
+    text = json.dumps([RULES_VERSION, suite.frame_sql, rules], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _remembered(con, suite: Suite, rules: str) -> str:
+    """A temporary table of the row hashes remembered as passing for this suite and its rules."""
+    exists = has_table(con, *REMEMBERED_TABLE.split("."))
+    source = (f"select row_hash from {REMEMBERED_TABLE} where suite = $suite and fingerprint = $rules" if exists
+              else "select null::ubigint as row_hash where false")
+    con.execute(f"create or replace temp table remembered_rows as {source}",
+                {"suite": suite.name, "rules": rules} if exists else None)
+    return "remembered_rows"
+
+
+def _passed_hashes(con, failing_rows: pd.DataFrame):
+    """Hashes of the rows passing now: every row whose record has no failing check."""
+    keys = pd.DataFrame({"record_key": failing_rows[RECORD_KEY].dropna().astype(str).unique()})
+    con.register("failing_keys", keys)
+    try:
+        return con.execute(f"select distinct {ROW_HASH} as row_hash from {FRAME_TABLE} where {RECORD_KEY} is not null "
+                           f"and cast({RECORD_KEY} as varchar) not in (select record_key from failing_keys)").to_arrow_table()
+    finally:
+        con.unregister("failing_keys")
+
+
+def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, remember: bool = False) -> SuiteResult:
     """Validate the suite's records; the frame query runs once, into a temporary table (allowed on a
-    read-only connection) that the counts and the chunks then read."""
+    read-only connection) that the counts and the chunks then read. With `remember`, only rows not
+    remembered as passing are validated, and the result carries the hashes to remember now
+    (write them with remember_passes)."""
     started = time.perf_counter()
     try:
-        con.execute(f"create or replace temp table {FRAME_TABLE} as {suite.frame_sql}")
-        materialized = replace(suite, frame_sql=f"select * from {FRAME_TABLE}")
-        day_counts = _day_counts(con, materialized)
-        rows, results, failing_rows = _validate_chunks(con, materialized, context or _context(), chunk_rows)
+        if remember:
+            counted, _ = _for_chunks(suite)
+            con.execute(f"create or replace temp table {FRAME_TABLE} as "
+                        f"select *, hash(*columns(*)) as {ROW_HASH} from ({counted.frame_sql})")
+            remembered = _remembered(con, suite, fingerprint(suite))
+            to_check = replace(suite, frame_sql=f"select * exclude ({ROW_HASH}) from {FRAME_TABLE} "
+                                                f"where {ROW_HASH} not in (select row_hash from {remembered})")
+        else:
+            con.execute(f"create or replace temp table {FRAME_TABLE} as {suite.frame_sql}")
+            to_check = replace(suite, frame_sql=f"select * from {FRAME_TABLE}")
+        day_counts = _day_counts(con, replace(suite, frame_sql=f"select * from {FRAME_TABLE}"))
+        rows = con.execute(f"select count(*) from {FRAME_TABLE}").fetchall()[0][0]
+        checked, results, failing_rows = _validate_chunks(con, to_check, context or _context(), chunk_rows,
+                                                          restated=remember)
+        passed = _passed_hashes(con, failing_rows) if remember else None
     except Exception as error:  # noqa: BLE001 - a missing table/column is the suite's schema failure
         return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame could not be read: {error}")
     finally:
         con.execute(f"drop table if exists {FRAME_TABLE}")
+    for result in results:  # the rows not checked again passed every check before, unchanged
+        result.element_count += rows - checked
     return SuiteResult(suite, rows, results, time.perf_counter() - started, failing_rows=failing_rows,
-                       day_counts=day_counts)
+                       day_counts=day_counts, remembered=rows - checked, passed_hashes=passed)
 
 
-def run_suites(con, suites: list[Suite]) -> list[SuiteResult]:
+def run_suites(con, suites: list[Suite], remember: bool = False) -> list[SuiteResult]:
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = _context()
-    return [run_suite(con, suite, context) for suite in suites]
+    return [run_suite(con, suite, context, remember=remember) for suite in suites]
+
+
+def remember_passes(con, results: list[SuiteResult]) -> int:
+    """Keep, per suite, the hashes of the rows that pass now (replacing what was remembered before);
+    a suite that could not run keeps nothing, so its next run validates everything."""
+    con.execute("create schema if not exists ops")
+    con.execute(f"create table if not exists {REMEMBERED_TABLE} (suite varchar, fingerprint varchar, row_hash ubigint)")
+    kept = 0
+    for result in results:
+        con.execute(f"delete from {REMEMBERED_TABLE} where suite = ?", [result.suite.name])
+        if result.passed_hashes is None or result.errors:
+            continue
+        con.register("passed_rows", result.passed_hashes)
+        try:
+            con.execute(f"insert into {REMEMBERED_TABLE} select ?, ?, row_hash from passed_rows",
+                        [result.suite.name, fingerprint(result.suite)])
+        finally:
+            con.unregister("passed_rows")
+        kept += result.passed_hashes.num_rows
+    return kept

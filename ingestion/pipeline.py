@@ -25,6 +25,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from citizen_voice import settings
 from citizen_voice.warehouse import connect as warehouse_connection
+from citizen_voice.warehouse import has_table
 from ingestion import boundary
 from ingestion.core import Rejected
 from ingestion.registry import SourceEntry, load_registry
@@ -165,9 +166,7 @@ def move_identities(warehouse: Path, entry: SourceEntry) -> int:
     """Move encrypted identifiers from the load's staging table into the restricted schema, in one
     transaction (idempotent: a rerun after a crash moves whatever is left)."""
     with warehouse_connection(warehouse) as con:
-        exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                             "and table_name = ?", [entry.dataset, IDENTITIES_TABLE]).fetchone()[0]
-        if not exists:
+        if not has_table(con, entry.dataset, IDENTITIES_TABLE):
             return 0
         target = f"{RESTRICTED_DATASET}.{entry.name}_identities"
         con.execute("begin")

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from html import escape
 
-import duckdb
-
 from citizen_voice.bulletin import charts
 from citizen_voice.privacy import scrub_text
+from citizen_voice.warehouse import has_table
 
 OVERVIEW_RATES = ("direct_answer_rate", "on_time_close_rate", "overdue_rate", "satisfaction_rate",
                   "resolution_rate", "response_rate", "timely_sign_rate", "close_rate", "visit_rate")
@@ -95,13 +94,8 @@ def _table(caption: str, columns: list[str], rows: list[list], data_key: str | N
     return {"type": "table", "caption": caption, "columns": columns, "rows": rows, "data_key": data_key}
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                       [schema, table]).fetchone()[0] > 0
-
-
 def _require(con, schema: str, table: str, what: str) -> None:
-    if not _exists(con, schema, table):
+    if not has_table(con, schema, table):
         raise ValueError(f"{schema}.{table} is missing: the {what} stage has not run (the bulletin needs it)")
 
 

@@ -16,6 +16,7 @@ from datetime import date, datetime
 
 import duckdb
 
+from citizen_voice import warehouse
 from citizen_voice.indicators.catalogue import Catalogue, Indicator, load_catalogue
 from citizen_voice.indicators.periods import Period
 
@@ -99,9 +100,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def has_table(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, table = qualified.split(".")
-    return con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                       [schema, table]).fetchone()[0] > 0
+    return warehouse.has_table(con, *qualified.split("."))
 
 
 def _uses_repeats(indicator: Indicator) -> bool:

@@ -11,7 +11,8 @@ Written, each run from scratch (the raw layer is merged on keys, so the quaranti
 
 The intermediate models read quality.quarantine: action `exclude` keeps the record out, `withhold`
 keeps only the failing column's value out (the next system in the field precedence supplies it),
-`not_loaded` marks a conflicting repeat the boundary kept out of the raw table (the first record stays).
+`not_loaded` marks a record the ingestion boundary kept out of the raw table: there is nothing to
+exclude, and a version of the same record loaded before (or the first of a conflicting repeat) stays.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from citizen_voice import privacy
+from citizen_voice.warehouse import has_table
 from expectations import raw
 from expectations.core import ValueSets
-from expectations.runner import SuiteResult, run_suites
+from expectations.runner import SuiteResult, remember_passes, run_suites
 
 SCHEMA = "quality"
 FAILURE_COLUMNS = (
@@ -155,16 +157,11 @@ def _as_date(value) -> date | None:
     return value.date() if hasattr(value, "date") else value
 
 
-CONFLICT_RULE = "boundary.no_conflicting_duplicate"
-
-
 def boundary_rows(con, sources: list[tuple[str, str]], now: datetime) -> list[dict]:
     """The ingestion boundary's quarantine, as rows of quality.quarantine."""
     rows = []
     for source, dataset in sources:
-        exists = con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                             "and table_name = '_quarantine'", [dataset]).fetchone()[0]
-        if not exists:
+        if not has_table(con, dataset, "_quarantine"):
             continue
         for record_hash, table, origin, reason, payload_text, load_id in con.execute(
                 f"select record_hash, table_name, origin, reason, payload, _dlt_load_id from {dataset}._quarantine "
@@ -191,8 +188,7 @@ def boundary_rows(con, sources: list[tuple[str, str]], now: datetime) -> list[di
                 "record_id": _text(payload.get(id_field)) if id_field else None,
                 "order_no": next((str(payload[f]) for f in ORDER_FIELDS if payload.get(f)), None),
                 "record_day": day or _load_day(load_id), "expectation": name, "severity": "critical",
-                # a conflicting repeat never reached the raw table and shares its key with the record kept
-                "dimension": dimension, "action": "not_loaded" if name == CONFLICT_RULE else "exclude",
+                "dimension": dimension, "action": "not_loaded",
                 "column_name": None,
                 "raw_value": protect({"reason": reason, **({"records": payload["records"]} if is_unit else
                                                            {k: v for k, v in payload.items()
@@ -260,12 +256,13 @@ def check_rows(results: list[SuiteResult], now: datetime, examples: int = 5) -> 
     return rows
 
 
-def evaluate(con, sources: list[tuple[str, str]] | None = None) -> QuarantineRun:
-    """Run the raw suites on a (read-only) connection; nothing is written."""
+def evaluate(con, sources: list[tuple[str, str]] | None = None, remember: bool = False) -> QuarantineRun:
+    """Run the raw suites on a (read-only) connection; nothing is written. `remember`: validate only
+    records not remembered as passing unchanged (expectations.runner), with the same outcome."""
     started = time.perf_counter()
     now = datetime.now(UTC).replace(tzinfo=None)
     suites = raw.build(ValueSets(con))
-    results = run_suites(con, suites)
+    results = run_suites(con, suites, remember=remember)
     run = QuarantineRun(suite_results=results)
     for result in results:
         critical, warning = _failure_rows(result, now)
@@ -302,6 +299,7 @@ def write(con, run: QuarantineRun) -> None:
              [c.split()[0] for c in RECORD_COUNTS_DDL.split(", ")])
     _replace(con, "check_results", CHECK_RESULTS_DDL, run.checks,
              [c.split()[0] for c in CHECK_RESULTS_DDL.split(", ")])
+    remember_passes(con, run.suite_results)
     con.execute("commit")
 
 
@@ -310,7 +308,7 @@ def run_quarantine(warehouse_path=None) -> QuarantineRun:
     from citizen_voice import warehouse
 
     with warehouse.connect(warehouse_path, read_only=True) as con:
-        run = evaluate(con)
+        run = evaluate(con, remember=True)
     with warehouse.connect(warehouse_path) as con:
         write(con, run)
     return run

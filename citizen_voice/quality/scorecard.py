@@ -27,6 +27,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from citizen_voice.warehouse import has_table
+
 RUBRIC_PATH = Path(__file__).resolve().parents[2] / "expectations" / "scorecard.yaml"
 DIMENSIONS = ("completeness", "validity", "timeliness", "consistency", "interface_stability")
 DEPARTMENT_STEPS = ("sign", "return", "extend_request", "reply", "close")
@@ -114,11 +116,6 @@ def _units(con, registry) -> pd.DataFrame:
     return frame
 
 
-def _table_exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
-                            "table_name = ?", [schema, table]).fetchone()[0])
-
-
 def daily_values(con, rubric: Rubric, registry) -> pd.DataFrame:
     """Numerators and denominators per unit and day (plain DuckDB SQL over the quality tables)."""
     units = _units(con, registry)
@@ -126,7 +123,7 @@ def daily_values(con, rubric: Rubric, registry) -> pd.DataFrame:
     limit_seconds = rubric.dimensions["timeliness"].limit_hours * 3600
     retry_weight = rubric.dimensions["interface_stability"].retry_weight or 0.0
     steps = ", ".join(f"'{s}'" for s in DEPARTMENT_STEPS)
-    load_log = _table_exists(con, "ops", "load_log")
+    load_log = has_table(con, "ops", "load_log")
     loads_sql = f"""
         select units.unit_code, cast(timezone('Asia/Shanghai', log.started_at) as date) as day,
                count(*) as loads,

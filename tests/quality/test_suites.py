@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
+
 import duckdb
 import pandas as pd
 
 from expectations import marts, raw
 from expectations.core import Check, Suite, ValueSets, in_set, not_null, unique
-from expectations.runner import _for_chunks, run_suite, validate_frame
+from expectations.runner import _for_chunks, remember_passes, run_suite, validate_frame
 
 
 def test_every_expectation_has_a_stable_unique_name_and_a_severity(quality_run):
@@ -86,3 +89,52 @@ def test_a_key_repeated_in_different_chunks_is_not_unique():
     assert not result.success and result.unexpected_count == 2
     assert sorted(result.failing, key=lambda f: f["record_key"]) == [
         {"record_key": "r0", "value": "k0"}, {"record_key": f"r{rows - 1}", "value": "k0"}]
+
+
+def _same_outcome(remembered, full, name):
+    assert remembered.error is None and full.error is None, name
+    assert remembered.rows == full.rows > 0, name
+    assert _outcome(remembered) == _outcome(full), name
+    assert remembered.day_counts == full.day_counts, name
+    assert sorted(remembered.failing_rows["record_key"]) == sorted(full.failing_rows["record_key"]), name
+
+
+def test_remembered_passes_give_the_full_result_and_skip_unchanged_rows(quality_run, tmp_path):
+    """The daily run validates only new, changed and failing rows; the outcome is the full one, also
+    after a change that only a cross-table rule sees."""
+    _, work, _ = quality_run
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(work / "warehouse.duckdb", path)
+    with duckdb.connect(str(path)) as con:
+        values = ValueSets(con)
+        suites = [*raw.build(values), *[marts.suite_for(k, values) for k in marts.MART_SUITES]]
+        remember_passes(con, [run_suite(con, suite, remember=True) for suite in suites])  # as the pipeline leaves it
+        for suite in suites:
+            again = run_suite(con, suite, remember=True)
+            _same_outcome(again, run_suite(con, suite), suite.name)
+            failing = again.failing_rows["record_key"].nunique()
+            assert again.remembered >= again.rows - failing - 5, suite.name  # only failing records re-checked
+        closed = con.execute("select order_no from marts.fct_work_orders where is_closed order by order_no "
+                             "limit 2").fetchall()
+        con.execute("update marts.fct_work_orders set district_code = 'NOWHERE' where order_no = ?", [closed[0][0]])
+        con.execute("delete from marts.fct_work_order_events where order_no = ? and event_type = 'close'",
+                    [closed[1][0]])
+        facts = marts.suite_for(("marts", "fct_work_orders"), values)
+        changed, full = run_suite(con, facts, remember=True), run_suite(con, facts)
+    _same_outcome(changed, full, facts.name)
+    assert changed.rows - changed.remembered <= changed.failing_rows["record_key"].nunique() + 5
+    failed = {r.check.name.rsplit(".", 1)[1]: {f["record_key"] for f in r.failing} for r in changed.failed()}
+    assert closed[0][0] in failed["district_known"] and closed[1][0] in failed["closed_order_has_close_event"]
+
+
+def test_rules_that_change_forget_the_remembered_passes():
+    with duckdb.connect() as con:
+        con.execute("create table t as select 'r' || i as record_key, i % 3 as code from range(100) as r(i)")
+        suite = Suite("test.rules", ("test", "rules"), "select * from t", checks=(
+            Check("test.rules.code_known", in_set("code", [0, 1, 2]), column="code"),))
+        remember_passes(con, [run_suite(con, suite, remember=True)])
+        again = run_suite(con, suite, remember=True)
+        assert again.remembered == 100 and not again.failed() and again.results[0].element_count == 100
+        stricter = replace(suite, checks=(Check("test.rules.code_known", in_set("code", [0, 1]), column="code"),))
+        result = run_suite(con, stricter, remember=True)
+    assert result.remembered == 0 and result.results[0].unexpected_count == 33
