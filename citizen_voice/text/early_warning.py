@@ -46,6 +46,7 @@ from scipy.stats import binom
 
 from citizen_voice.text.repeats import TABLE as REPEATS
 from citizen_voice.text.tokens import SCHEMA, TEXTS, ensure_schema
+from citizen_voice.warehouse import has_table
 
 TABLE = f"{SCHEMA}.early_warnings"
 METHOD_VERSION = "binomial-share-v1"
@@ -79,9 +80,7 @@ class WarningSettings:
 def daily_counts(con, exclude_repeats: bool = True) -> pd.DataFrame:
     """Orders per day, category, district and street. Invalid calls are left out, and so are repeat
     demands (text.repeat_demands, when it exists): a caller calling again is not a rise."""
-    has_repeats = exclude_repeats and con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [SCHEMA, REPEATS.split(".")[1]]).fetchall()[0][0]
+    has_repeats = exclude_repeats and has_table(con, *REPEATS.split("."))
     repeat_filter = (f"and t.order_no not in (select order_no from {REPEATS} where is_repeat)"
                      if has_repeats else "")
     return con.execute(f"""

@@ -23,6 +23,7 @@ import duckdb
 from citizen_voice.privacy import scrub_text
 from citizen_voice.text.keywords import TOPIC_TABLE
 from citizen_voice.text.tokens import SCHEMA, STATE_SCHEMA, TEXTS, ensure_schema
+from citizen_voice.warehouse import has_table
 
 TABLE = f"{SCHEMA}.hot_topics"
 TOP_N = 10
@@ -57,9 +58,7 @@ def _state_key(top_n: int) -> str:
 
 
 def _table_exists(con, table: str) -> bool:
-    schema, name = table.split(".")
-    return con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                       [schema, name]).fetchall()[0][0] > 0
+    return has_table(con, *table.split("."))
 
 
 def _state_valid(con, top_n: int) -> bool:

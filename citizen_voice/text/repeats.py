@@ -41,6 +41,7 @@ from scipy.sparse.csgraph import connected_components
 from citizen_voice.text import store
 from citizen_voice.text.tokens import SCHEMA, STATE_SCHEMA, TEXTS, ensure_schema
 from citizen_voice.text.tokens import TABLE as TOKENS
+from citizen_voice.warehouse import has_table
 
 TABLE = f"{SCHEMA}.repeat_demands"
 SUGGESTIONS = f"{SCHEMA}.merge_suggestions"
@@ -340,9 +341,7 @@ def _state_key(settings: RepeatSettings) -> str:
 
 
 def _table_exists(con, table: str) -> bool:
-    schema, name = table.split(".")
-    return con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                       [schema, name]).fetchall()[0][0] > 0
+    return has_table(con, *table.split("."))
 
 
 def _state_valid(con, settings: RepeatSettings) -> bool:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import jieba
 
+from citizen_voice.warehouse import has_table
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 STOPWORDS_FILE = PACKAGE_DIR / "stopwords.txt"
 HOTLINE_TERMS_FILE = PACKAGE_DIR / "hotline_terms.txt"
@@ -103,9 +105,7 @@ def warehouse_terms(con) -> list[str]:
     terms: list[str] = []
     for table, columns in DIMENSION_TERMS.items():
         schema, name = table.split(".")
-        exists = con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                             [schema, name]).fetchall()[0][0]
-        if not exists:
+        if not has_table(con, schema, name):
             continue
         for column in columns:
             terms += [row[0] for row in con.execute(f"select distinct {column} from {table} where {column} is not null")
