@@ -18,6 +18,18 @@ def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 
 
 @contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """What the block does is committed at its end, or rolled back whole if it raises."""
+    con.execute("begin")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+@contextmanager
 def connect(path: Path | None = None, read_only: bool = False):
     path = Path(path or settings.warehouse_path())
     if read_only and not path.exists():

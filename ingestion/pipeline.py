@@ -25,7 +25,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from citizen_voice import settings
 from citizen_voice.warehouse import connect as warehouse_connection
-from citizen_voice.warehouse import has_table
+from citizen_voice.warehouse import has_table, transaction
 from ingestion import boundary
 from ingestion.core import Rejected
 from ingestion.registry import SourceEntry, load_registry
@@ -169,14 +169,13 @@ def move_identities(warehouse: Path, entry: SourceEntry) -> int:
         if not has_table(con, entry.dataset, IDENTITIES_TABLE):
             return 0
         target = f"{RESTRICTED_DATASET}.{entry.name}_identities"
-        con.execute("begin")
-        con.execute(f"create schema if not exists {RESTRICTED_DATASET}")
-        con.execute(f"create table if not exists {target} (pseudonym varchar, kind varchar, encrypted varchar, "
-                    "key_id varchar, primary key (pseudonym, kind))")
-        moved = con.execute(f"insert or replace into {target} select pseudonym, kind, encrypted, key_id "
-                            f"from {entry.dataset}.{IDENTITIES_TABLE}").fetchone()[0]
-        con.execute(f"delete from {entry.dataset}.{IDENTITIES_TABLE}")
-        con.execute("commit")
+        with transaction(con):
+            con.execute(f"create schema if not exists {RESTRICTED_DATASET}")
+            con.execute(f"create table if not exists {target} (pseudonym varchar, kind varchar, encrypted varchar, "
+                        "key_id varchar, primary key (pseudonym, kind))")
+            moved = con.execute(f"insert or replace into {target} select pseudonym, kind, encrypted, key_id "
+                                f"from {entry.dataset}.{IDENTITIES_TABLE}").fetchall()[0][0]
+            con.execute(f"delete from {entry.dataset}.{IDENTITIES_TABLE}")
         return moved
 
 

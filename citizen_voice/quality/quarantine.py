@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from citizen_voice import privacy
-from citizen_voice.warehouse import has_table
+from citizen_voice.warehouse import has_table, transaction
 from expectations import raw
 from expectations.core import ValueSets
 from expectations.runner import SuiteResult, remember_passes, run_suites
@@ -291,16 +291,15 @@ def _replace(con, table: str, ddl: str, rows: list[dict], columns: list[str]) ->
 
 def write(con, run: QuarantineRun) -> None:
     con.execute(f"create schema if not exists {SCHEMA}")
-    con.execute("begin")
     failure_columns = [name for name, _ in FAILURE_COLUMNS]
-    _replace(con, "quarantine", FAILURE_DDL, run.failures, failure_columns)
-    _replace(con, "warnings", FAILURE_DDL, run.warnings, failure_columns)
-    _replace(con, "record_counts", RECORD_COUNTS_DDL, run.counts,
-             [c.split()[0] for c in RECORD_COUNTS_DDL.split(", ")])
-    _replace(con, "check_results", CHECK_RESULTS_DDL, run.checks,
-             [c.split()[0] for c in CHECK_RESULTS_DDL.split(", ")])
-    remember_passes(con, run.suite_results)
-    con.execute("commit")
+    with transaction(con):
+        _replace(con, "quarantine", FAILURE_DDL, run.failures, failure_columns)
+        _replace(con, "warnings", FAILURE_DDL, run.warnings, failure_columns)
+        _replace(con, "record_counts", RECORD_COUNTS_DDL, run.counts,
+                 [c.split()[0] for c in RECORD_COUNTS_DDL.split(", ")])
+        _replace(con, "check_results", CHECK_RESULTS_DDL, run.checks,
+                 [c.split()[0] for c in CHECK_RESULTS_DDL.split(", ")])
+        remember_passes(con, run.suite_results)
 
 
 def run_quarantine(warehouse_path=None) -> QuarantineRun:

@@ -46,7 +46,7 @@ from scipy.stats import binom
 
 from citizen_voice.text.repeats import TABLE as REPEATS
 from citizen_voice.text.tokens import SCHEMA, TEXTS, ensure_schema
-from citizen_voice.warehouse import has_table
+from citizen_voice.warehouse import has_table, transaction
 
 TABLE = f"{SCHEMA}.early_warnings"
 METHOD_VERSION = "binomial-share-v1"
@@ -202,8 +202,7 @@ def refresh(con, settings: WarningSettings = WarningSettings()) -> dict:
         for r in alerts.itertuples()]
     alerts["method"] = METHOD_VERSION
     alerts["settings"] = json.dumps(asdict(settings))
-    con.execute("begin")
-    try:
+    with transaction(con):
         con.register("alerts_frame", alerts)
         con.execute(f"""
             create or replace table {TABLE} as
@@ -232,10 +231,6 @@ def refresh(con, settings: WarningSettings = WarningSettings()) -> dict:
                 ) t on true
                 group by w.alert_id
             ) e where e.alert_id = w.alert_id""")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return {"alerts": len(alerts), "street_alerts": int((alerts["level"] == "street").sum()) if len(alerts) else 0}
 
 

@@ -23,7 +23,7 @@ import duckdb
 from citizen_voice.privacy import scrub_text
 from citizen_voice.text.keywords import TOPIC_TABLE
 from citizen_voice.text.tokens import SCHEMA, STATE_SCHEMA, TEXTS, ensure_schema
-from citizen_voice.warehouse import has_table
+from citizen_voice.warehouse import has_table, transaction
 
 TABLE = f"{SCHEMA}.hot_topics"
 TOP_N = 10
@@ -73,8 +73,7 @@ def refresh(con, top_n: int = TOP_N, full: bool = False) -> dict:
     ensure_schema(con)
     incremental = not full and _state_valid(con, top_n)
     con.execute(f"create or replace temp table hot_inputs_now as {INPUTS}")
-    con.execute("begin")
-    try:
+    with transaction(con):
         changed, targets = _targets(con) if incremental else (None, None)
         _compute(con, top_n, incremental)
         if incremental:
@@ -93,10 +92,6 @@ def refresh(con, top_n: int = TOP_N, full: bool = False) -> dict:
                       "hot_inputs_now", "hot_changed", "hot_changed_periods", "hot_targets", "hot_needed_days",
                       "hot_labels"):
             con.execute(f"drop table if exists {table}")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     rows = con.execute(f"select count(*) from {TABLE}").fetchall()[0][0]
     figures = {"rows": rows, "mode": "incremental" if incremental else "full"}
     if incremental:

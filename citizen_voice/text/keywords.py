@@ -27,6 +27,7 @@ import duckdb
 from citizen_voice.text import store
 from citizen_voice.text.tokens import SCHEMA, STATE_SCHEMA, TEXTS, ensure_schema
 from citizen_voice.text.tokens import TABLE as TOKENS
+from citizen_voice.warehouse import transaction
 
 DF_TABLE = f"{SCHEMA}.term_document_frequency"
 ORDER_TABLE = f"{SCHEMA}.order_keywords"
@@ -80,18 +81,13 @@ def update_term_counts(con, full: bool = False) -> dict:
     again (their old terms out, their new ones in), or everything without state. Idempotent."""
     ensure_schema(con)
     if full or not _state_valid(con):
-        con.execute("begin")
-        try:
+        with transaction(con):
             con.execute(f"create or replace table {STATE} as {COUNTED} order by k.order_no")
             con.execute(f"""create or replace table {TERM_DOCUMENTS} as
                             select term, count(*) as documents from ({_document_terms(STATE)}) group by term""")
             con.execute(f"create or replace table {TOPIC_COUNTS} as {_topic_terms(STATE)}")
             con.execute(f"create or replace table {STATE_META} as select ? as state_key",
                         [f"{STATE_VERSION}/{duckdb.__version__}"])
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
         return {"mode": "full", "counted_orders": con.execute(f"select count(*) from {STATE}").fetchall()[0][0]}
     con.execute(f"""
         create or replace temp table keyword_changed as
@@ -105,8 +101,7 @@ def update_term_counts(con, full: bool = False) -> dict:
     if not changed:
         con.execute("drop table keyword_changed")
         return {"mode": "incremental", "counted_orders": 0}
-    con.execute("begin")
-    try:
+    with transaction(con):
         con.execute(f"""create or replace temp table keyword_old as
                         select s.* from {STATE} s join keyword_changed using (order_no)""")
         con.execute(f"""create or replace temp table keyword_new as
@@ -127,10 +122,6 @@ def update_term_counts(con, full: bool = False) -> dict:
             group by all having sum(n) <> 0""")
         con.execute(f"delete from {STATE} where order_no in (select order_no from keyword_changed)")
         con.execute(f"insert into {STATE} select * from keyword_new")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     for table in ("keyword_changed", "keyword_old", "keyword_new"):
         con.execute(f"drop table if exists {table}")
     return {"mode": "incremental", "counted_orders": changed}

@@ -41,7 +41,7 @@ from scipy.sparse.csgraph import connected_components
 from citizen_voice.text import store
 from citizen_voice.text.tokens import SCHEMA, STATE_SCHEMA, TEXTS, ensure_schema
 from citizen_voice.text.tokens import TABLE as TOKENS
-from citizen_voice.warehouse import has_table
+from citizen_voice.warehouse import has_table, transaction
 
 TABLE = f"{SCHEMA}.repeat_demands"
 SUGGESTIONS = f"{SCHEMA}.merge_suggestions"
@@ -454,8 +454,7 @@ def _refresh_full(con, settings: RepeatSettings) -> dict:
                       "caller_pos": np.frombuffer(linker.caller_link, dtype=np.int64),
                       "text_pos": np.frombuffer(linker.text_link, dtype=np.int64),
                       "reason": np.frombuffer(linker.reason, dtype=np.uint8)})
-    con.execute("begin")
-    try:
+    with transaction(con):
         con.execute(f"""create or replace temp table repeat_positions as
                         select f.order_no, row_number() over ({ORDERED}) - 1 as pos from marts.fct_work_orders f""")
         con.register("repeat_links", links)
@@ -486,10 +485,6 @@ def _refresh_full(con, settings: RepeatSettings) -> dict:
         con.unregister("repeat_state_rows")
         con.execute(f"create or replace table {SUGGESTIONS} as {_suggestions_sql(settings)}")
         _write_vocabulary(con, settings, terms, documents, total)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return {"mode": "full", "orders": total, "changed_orders": total, "moved_fingerprints": total,
             "relinked_orders": total, "linker_orders": total, "regrouped_orders": total}
 
@@ -549,8 +544,7 @@ def _refresh_incremental(con, settings: RepeatSettings) -> dict:
                            else np.zeros(0, np.uint64)})
     caller_days, text_days = settings.caller_window_days + 1, settings.text_window_days + 1  # +1: whole seconds
     close = f"bit_count(xor(n.fingerprint, c.fingerprint)) <= {int(settings.max_hamming)}"
-    con.execute("begin")
-    try:
+    with transaction(con):
         con.register("repeat_fresh", fresh_rows)
         con.register("repeat_moved", moved_rows)
         con.execute("insert into repeat_changed select order_no, false, false from repeat_moved")
@@ -650,10 +644,6 @@ def _refresh_incremental(con, settings: RepeatSettings) -> dict:
         con.execute(f"delete from {SUGGESTIONS} where order_no in (select order_no from repeat_resuggested)")
         con.execute(f"insert into {SUGGESTIONS} {_suggestions_sql(settings, 'repeat_resuggested')}")
         _write_vocabulary(con, settings, terms, documents, total)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return {"mode": "incremental", "orders": total, "changed_orders": _count(con, "repeat_changed"),
             "moved_fingerprints": len(moved_orders), "relinked_orders": _count(con, "repeat_affected"),
             "linker_orders": len(context), "regrouped_orders": len(rows),

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from citizen_voice.warehouse import transaction
+
 TEXT_BATCH = 50_000  # orders per batch: memory per batch is bounded, the per-batch overhead negligible
 
 
@@ -30,16 +32,12 @@ def replace_rows(con, table: str, rows: pa.Table | pa.RecordBatch | str, key: st
     """In one transaction: delete the rows of `table` whose `key` is among `rows`' keys and insert
     `rows` (an Arrow table or batch, or the name of a relation; columns in the table's order)."""
     relation = rows if isinstance(rows, str) else "replaced_rows_batch"
-    con.execute("begin")
     try:
-        if not isinstance(rows, str):
-            con.register(relation, rows)
-        con.execute(f"delete from {table} where {key} in (select {key} from {relation})")
-        con.execute(f"insert into {table} select * from {relation}")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            if not isinstance(rows, str):
+                con.register(relation, rows)
+            con.execute(f"delete from {table} where {key} in (select {key} from {relation})")
+            con.execute(f"insert into {table} select * from {relation}")
     finally:
         if not isinstance(rows, str):
             con.unregister(relation)
