@@ -275,8 +275,8 @@ def _passed_hashes(con, failing_rows: pd.DataFrame):
     keys = pd.DataFrame({"record_key": failing_rows[RECORD_KEY].dropna().astype(str).unique()})
     con.register("failing_keys", keys)
     try:
-        return con.execute(f"select distinct {ROW_HASH} as row_hash from {FRAME_TABLE} where {RECORD_KEY} is not null "
-                           f"and cast({RECORD_KEY} as varchar) not in (select record_key from failing_keys)").to_arrow_table()
+        return con.sql(f"select distinct {ROW_HASH} as row_hash from {FRAME_TABLE} where {RECORD_KEY} is not null "
+                       f"and cast({RECORD_KEY} as varchar) not in (select record_key from failing_keys)").to_arrow_table()
     finally:
         con.unregister("failing_keys")
 
