@@ -224,7 +224,8 @@ def _group_sql(group: str | None) -> str:
     return f'"{group}"' if group else "null::varchar"
 
 
-def _fingerprint(schema: str, count: int, xor, total) -> str:
+def content_fingerprint(schema: str, count: int, xor, total) -> str:
+    """Of rows summed in DuckDB as count(*), bit_xor(hash(row)), sum(hash(row)), and their schema."""
     return hashlib.sha256(f"{FORMAT_VERSION}|{schema}|{count}|{xor}|{total}".encode()).hexdigest()[:24]
 
 
@@ -268,7 +269,7 @@ class PartWriter:
         for key, month, count, xor, total in rows:
             month = month if month_sql else None
             parts.setdefault(key, []).append(Part(part_stem(table, month), month, count,
-                                                  _fingerprint(schema, count, xor, total)))
+                                                  content_fingerprint(schema, count, xor, total)))
         return parts
 
     def _written_columns(self, sql: str, params: list, hidden: tuple[str, ...],
@@ -284,7 +285,7 @@ class PartWriter:
         fingerprint, gated_against}. Changed parts are read in one query per chunk of rows."""
         fingerprints = self.fingerprints(sql, params, table, month_sql, hidden, group)
         # a whole table is written even without rows (month parts only exist for months with rows)
-        no_rows = [] if month_sql else [Part(table, None, 0, _fingerprint(
+        no_rows = [] if month_sql else [Part(table, None, 0, content_fingerprint(
             json.dumps(self._written_columns(sql, params, hidden, group)), 0, None, None))]
         entries: dict[str | None, dict[str, dict]] = {}
         changed: list[tuple[str | None, Part]] = []

@@ -221,10 +221,7 @@ def _recorded_digests(source_dir: Path, fingerprint: str) -> set[str] | None:
     if not path.exists():
         return None
     with duckdb.connect() as con:
-        try:
-            return {r[0] for r in con.execute("select digest from read_parquet(?)", [str(path)]).fetchall()}
-        except duckdb.BinderException:  # a record from before digests: not usable
-            return None
+        return {r[0] for r in con.execute("select digest from read_parquet(?)", [str(path)]).fetchall()}
 
 
 def regate_plan(gated_against: str | None, known: KnownValues | None) -> KnownValues | None:

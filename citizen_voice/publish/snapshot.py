@@ -16,7 +16,6 @@ at all); changed tables and the meta tables are scanned in full.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from citizen_voice import settings
-from citizen_voice.publish import gate
+from citizen_voice.publish import files, gate
 from citizen_voice.publish.config import PublishConfig, load_config
 
 META_SCHEMA = "meta"
@@ -77,7 +76,7 @@ def table_fingerprints(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dic
         count, xor, total = con.execute(
             f"select count(*), bit_xor(hash(_cv_row)), sum(hash(_cv_row)::hugeint)::varchar "
             f"from {relation} _cv_row").fetchone()
-        found[qualified] = hashlib.sha256(f"{json.dumps(types)}|{count}|{xor}|{total}".encode()).hexdigest()[:24]
+        found[qualified] = files.content_fingerprint(json.dumps(types), count, xor, total)
     return found
 
 

@@ -5,6 +5,7 @@ scratch on the final state gives (the session's processed city), while recomputi
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
@@ -91,11 +92,18 @@ def incremental(text_city, tmp_path_factory):
     return {"path": path, "final": final, "scenario": scenario, "history": history, "figures": figures}
 
 
+@contextmanager
+def _incremental_and_reference(incremental):
+    """The warehouse after the incremental run, and the one recomputed from scratch on the same state."""
+    with duckdb.connect(str(incremental["path"]), read_only=True) as con, \
+            duckdb.connect(str(incremental["final"]), read_only=True) as reference:
+        yield con, reference
+
+
 def test_incremental_repeat_demands_equal_a_full_recompute(incremental):
     figures = incremental["figures"]["repeats"]
     print("incremental repeats", figures)
-    with duckdb.connect(str(incremental["path"]), read_only=True) as con, \
-            duckdb.connect(str(incremental["final"]), read_only=True) as reference:
+    with _incremental_and_reference(incremental) as (con, reference):
         for table in (repeats.TABLE, repeats.SUGGESTIONS):
             assert _table(con, table).equals(_table(reference, table)), table
         # the state the next run starts from: the fingerprints (those kept by their margins too) and links
@@ -112,8 +120,7 @@ def test_incremental_repeat_demands_equal_a_full_recompute(incremental):
 def test_incremental_hot_topics_equal_a_full_recompute(incremental):
     figures = incremental["figures"]["hot"]
     print("incremental hot topics", figures)
-    with duckdb.connect(str(incremental["path"]), read_only=True) as con, \
-            duckdb.connect(str(incremental["final"]), read_only=True) as reference:
+    with _incremental_and_reference(incremental) as (con, reference):
         got, expected = _table(con, hot_topics.TABLE), _table(reference, hot_topics.TABLE)
     assert got.equals(expected)
     assert not incremental["history"][hot_topics.TABLE].equals(expected)  # a real change
@@ -124,8 +131,7 @@ def test_incremental_hot_topics_equal_a_full_recompute(incremental):
 def test_incremental_term_counts_equal_a_recount(incremental):
     figures = incremental["figures"]["keywords"]
     print("incremental term counts", figures)
-    with duckdb.connect(str(incremental["path"]), read_only=True) as con, \
-            duckdb.connect(str(incremental["final"]), read_only=True) as reference:
+    with _incremental_and_reference(incremental) as (con, reference):
         for table in (keywords.DF_TABLE, keywords.TOPIC_TABLE):
             assert _table(con, table).equals(_table(reference, table)), table
     assert figures["mode"] == "incremental"
