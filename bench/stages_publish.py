@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from bench.harness import Context, Floor, Measurement, Stage, stage
 from bench.tasks import Work, _Timer, task
@@ -180,6 +181,7 @@ class _Timers(_Timer):
         self.gate_reports: list = []
         gate.gate_files = self._kept(self.wrap("gate", gate.gate_files))
         gate.gate_duckdb = self._kept(self.wrap("gate", gate.gate_duckdb))
+        gate.gate_relations = self._counted(self.wrap("gate", gate.gate_relations))
         browser.print_pdf = self.wrap("pdf", browser.print_pdf)
 
     def _kept(self, function):
@@ -188,6 +190,15 @@ class _Timers(_Timer):
             self.gate_reports.append(report)
             return report
         return kept
+
+    def _counted(self, function):
+        """gate_relations (the snapshot's changed tables and rows) returns how many relations it scanned."""
+        def counted(*args, **kwargs):
+            scanned = function(*args, **kwargs)
+            if scanned:
+                self.gate_reports.append(SimpleNamespace(files=0, tables=scanned))
+            return scanned
+        return counted
 
     def gate(self) -> dict:
         # a hit raises PersonalDataFound (the part fails): reaching here means every scan passed

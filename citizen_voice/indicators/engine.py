@@ -3,13 +3,15 @@ computed per period at every grain into the long table indicators.indicator_valu
 
 One aggregate query per period computes every indicator at every grain at once (GROUPING SETS);
 each period's rows are replaced as a whole (delete + insert), so a rerun gives the same rows. The
-definitions used for a period (those in force on its first day) are fingerprinted in
-indicators.computed_periods, so `only_stale=True` recomputes just the periods a definition change
-(or new data) affects. Layout: README.md in this package.
+definitions used for a period (those in force on its first day) and its inputs (the rows placed in
+the period as the indicators read them, see input_fingerprints) are fingerprinted in
+indicators.computed_periods, so `only_stale=True` recomputes just the periods a definition change,
+new data or a late update affects. Layout: README.md in this package.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -77,7 +79,7 @@ create table if not exists {COMPUTED} (
     period_type varchar not null,
     period varchar not null,
     fingerprint varchar not null,          -- hash of the definitions in force for the period
-    data_watermark varchar not null,       -- facts (and repeat table) state it was computed on
+    data_watermark varchar not null,       -- fingerprint of the period's inputs (input_fingerprints)
     versions json not null,                -- {{indicator_key: version}}
     row_count bigint not null,
     computed_at timestamp not null
@@ -203,11 +205,54 @@ def _value(indicator: Indicator, numerator: float | None, denominator: float | N
     return numerator / denominator if numerator is not None else None
 
 
-def data_watermark(con: duckdb.DuckDBPyConnection) -> str:
-    count, newest_load, newest_change = con.execute(
-        f"select count(*), max(source_load_id), max(source_updated_at) from {FACTS}").fetchone()
-    repeats = con.execute(f"select count(*) from {REPEATS}").fetchone()[0] if has_table(con, REPEATS) else "absent"
-    return f"facts={count}/{newest_load}/{newest_change};repeats={repeats}"
+def _conditions(catalogue: Catalogue, indicator: Indicator) -> list:
+    conditions = [*indicator.population, *(indicator.numerator.where if indicator.numerator else [])]
+    return conditions + [c for name in indicator.exclude for c in catalogue.exclusions[name].when]
+
+
+def input_columns(catalogue: Catalogue) -> tuple[list[str], list[str], list[str]]:
+    """What any version of any indicator reads of a base row: (columns as they are, timestamp columns
+    compared with observed_at by `passed`, the period_by columns placing a row in periods)."""
+    columns, passed = set(GRAINS.values()) - {None}, set()
+    period_by = {i.period_by for i in catalogue.indicators}
+    for indicator in catalogue.indicators:
+        for condition in _conditions(catalogue, indicator):
+            (passed if condition.passed is not None else columns).add(condition.column)
+        if indicator.numerator and indicator.numerator.weights:
+            columns.add(indicator.numerator.weights.column)
+        if indicator.measure:
+            columns.add(indicator.measure)
+    return sorted(columns | period_by), sorted(passed), sorted(period_by)
+
+
+def input_fingerprints(con: duckdb.DuckDBPyConnection, periods: list[Period], catalogue: Catalogue) -> dict[Period, str]:
+    """Per period, a fingerprint of everything its values are computed from: the rows it holds (any
+    period_by column in it) as the indicators read them (their columns, is_repeat, the category
+    codes, and whether each `passed` timestamp has passed observed_at), the days the facts cover in
+    it, the unit names and whether the repeat table exists. A late update of an older order, or a
+    due time passing as new days arrive, changes the fingerprints of exactly the periods it touches."""
+    if not periods:
+        return {}
+    columns, passed, period_by = input_columns(catalogue)
+    hashed = ", ".join([*(f'"{c}"' for c in columns), *(f'coalesce("{c}" <= observed_at, false)' for c in passed)])
+    formats = {p.type: "%Y-%m" if p.type == "month" else "%Y-%m-%d" for p in periods}
+    start, end = min(p.start for p in periods), max(p.end for p in periods)
+    within = " or ".join(f"(\"{c}\" >= timestamp '{start}' and \"{c}\" < timestamp '{end}')" for c in period_by)
+    found: dict[tuple[str, str], tuple] = {}
+    for period_type, label_format in formats.items():
+        labels = ", ".join(f"strftime(\"{c}\", '{label_format}')" for c in period_by)
+        for label, *figures in con.execute(f"""
+                select label, count(*), bit_xor(h), sum(h::hugeint)::varchar
+                from (select unnest(list_distinct([{labels}])) as label, hash({hashed}) as h
+                      from ({base_sql(con, within)}))
+                where label is not null group by label""").fetchall():
+            found[(period_type, label)] = tuple(figures)
+    units = con.execute(f"select count(*), bit_xor(hash(u)), sum(hash(u)::hugeint)::varchar "
+                        f"from ({UNIT_NAMES_SQL}) as u").fetchone()
+    shared = f"{ENGINE_VERSION}|{columns}|{passed}|{period_by}|units={units}|repeats={has_table(con, REPEATS)}"
+    return {p: "inputs:" + hashlib.sha256(
+        f"{shared}|{found.get((p.type, p.label))}|days={days_covered(con, p)}".encode()).hexdigest()[:24]
+        for p in periods}
 
 
 def write_definitions(con: duckdb.DuckDBPyConnection, catalogue: Catalogue) -> None:
@@ -328,14 +373,16 @@ def periods_in_data(con: duckdb.DuckDBPyConnection, period_type: str = "month") 
     return [Period(period_type, s) for (s,) in starts]
 
 
-def stale_periods(con: duckdb.DuckDBPyConnection, periods: list[Period], catalogue: Catalogue) -> list[Period]:
-    """The periods whose stored values were computed with other definitions or on other data (or never)."""
+def stale_periods(con: duckdb.DuckDBPyConnection, periods: list[Period], catalogue: Catalogue,
+                  inputs: dict[Period, str] | None = None) -> list[Period]:
+    """The periods whose stored values were computed with other definitions or on other inputs (or
+    never): see input_fingerprints."""
     ensure_tables(con)
     stored = {(t, p): (f, w) for t, p, f, w in con.execute(
         f"select period_type, period, fingerprint, data_watermark from {COMPUTED}").fetchall()}
-    watermark = data_watermark(con)
+    inputs = inputs if inputs is not None else input_fingerprints(con, periods, catalogue)
     return [p for p in periods
-            if stored.get((p.type, p.label)) != (catalogue.fingerprint(p.start, ENGINE_VERSION), watermark)]
+            if stored.get((p.type, p.label)) != (catalogue.fingerprint(p.start, ENGINE_VERSION), inputs[p])]
 
 
 def compute(con: duckdb.DuckDBPyConnection, periods: list[Period], catalogue: Catalogue | None = None,
@@ -349,12 +396,12 @@ def compute(con: duckdb.DuckDBPyConnection, periods: list[Period], catalogue: Ca
     ensure_tables(con)
     write_definitions(con, catalogue)
     report = ComputeReport()
-    todo = stale_periods(con, periods, catalogue) if only_stale else sorted(set(periods))
+    inputs = input_fingerprints(con, sorted(set(periods)), catalogue)
+    todo = stale_periods(con, periods, catalogue, inputs) if only_stale else sorted(set(periods))
     report.skipped = [p.label for p in sorted(set(periods) - set(todo))]
-    watermark = data_watermark(con)
     computed_at = datetime.now().replace(microsecond=0)
     for period in todo:
-        report.rows += compute_period(con, period, catalogue, watermark, computed_at, report.warnings)
+        report.rows += compute_period(con, period, catalogue, inputs[period], computed_at, report.warnings)
         report.computed.append(period.label)
     if todo:
         refresh_comparisons(con, todo)

@@ -484,6 +484,22 @@ def scan_duckdb_tables(con: duckdb.DuckDBPyConnection, schemas: Iterable[str], k
         return scan.finish(), len(relations)
 
 
+def gate_relations(con: duckdb.DuckDBPyConnection, relations: list[tuple[str, str]], known: KnownValues | None,
+                   *, known_only: bool = False) -> int:
+    """Scan relations given as (SQL relation, location hits name: e.g. the changed rows of a table,
+    named as the table) through `con` (not read-only; attached catalogs are shared with its cursors);
+    raise PersonalDataFound on any hit. Returns how many were scanned."""
+    if not relations or (known_only and (known is None or known.empty)):
+        return 0
+    with _TabularScan(con, known, shapes=not known_only) as scan:
+        for sql, location in relations:
+            scan.add_relation(_Relation(sql, location))
+        hits = scan.finish()
+    if hits:
+        raise PersonalDataFound(hits)
+    return len(relations)
+
+
 # ----------------------------------------------------------------------------------------------------
 # files
 

@@ -1,23 +1,33 @@
 """The BI snapshot: a read-only DuckDB copy of the marts and indicators (and the quality and text
 schemas when present) at <published>/serving/warehouse.duckdb.
 
-It is written to a temporary file in the same folder, scanned by the privacy gate, made read-only
+It is built in a temporary file in the same folder, scanned by the privacy gate, made read-only
 (mode 0444) and swapped in with os.replace: a BI tool reading the previous snapshot keeps reading
 it undisturbed (its open file is unaffected by the rename), the next connection sees the new one
 whole, and the pipeline's warehouse is never held by a BI tool. Table `meta.snapshot` says which
 run a snapshot comes from.
 
-The copy is always whole (close to DuckDB's COPY FROM DATABASE speed); the privacy gate is not:
-`meta.table_fingerprints` records per table a content fingerprint (count, bit_xor and sum of the
-row hashes, and the column types) and what it was gated against. A table whose fingerprint equals
-the previous snapshot's is scanned only as gate.regate_plan asks (for newly known values, or not
-at all); changed tables and the meta tables are scanned in full.
+Incremental: `meta.table_fingerprints` records per table a content fingerprint (count, bit_xor and
+sum of the row hashes, and the column types, computed over the warehouse's rows) and what it was
+gated against. The temporary file starts as a file copy of the previous snapshot (a sequential
+copy); then per table, by fingerprint:
+* unchanged: kept as it is, gated only as gate.regate_plan asks (newly known values, or nothing);
+* changed, big, same columns: rows replaced (`_replace_rows`): the rows whose hash is no longer in
+  the warehouse are deleted, the warehouse's rows whose hash is not in the copy are inserted. The
+  result's fingerprint, derived from the hashes, must equal the warehouse's; otherwise (duplicate
+  rows, or too many changed rows) the table is copied whole;
+* otherwise (new, small, other columns) copied whole; tables gone from the warehouse are dropped.
+Everything new is gated in full: whole copies, and the inserted rows of a replaced table (named as
+the table); the rows kept from the previous snapshot as regate_plan asks. The content equals a
+snapshot built from scratch (row order aside). A fresh build (no usable previous snapshot, or one
+with more than MAX_FREE_SHARE of its blocks free) copies everything.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +42,11 @@ from citizen_voice.publish.config import PublishConfig, load_config
 
 META_SCHEMA = "meta"
 FINGERPRINTS = f"{META_SCHEMA}.table_fingerprints"
+SOURCE = "source"
+DELTA = "_cv_snapshot_delta"  # in-memory catalog of the changed rows' hashes and inserted rows
+ROW_LEVEL_MIN_ROWS = 100_000  # a changed table with fewer rows is copied whole
+ROW_LEVEL_MAX_SHARE = 0.25  # more changed rows than this share of the table: copied whole
+MAX_FREE_SHARE = 0.3  # a previous snapshot with more free blocks is not reused (built fresh)
 
 
 @dataclass
@@ -41,9 +56,12 @@ class SnapshotReport:
     schemas: list[str] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)  # schema.table -> rows
     bytes: int = 0
-    gated_tables: list[str] = field(default_factory=list)  # scanned in full
-    rescanned_tables: list[str] = field(default_factory=list)  # unchanged: scanned for newly known values
+    gated_tables: list[str] = field(default_factory=list)  # new content scanned in full (whole, or its new rows)
+    rescanned_tables: list[str] = field(default_factory=list)  # kept content scanned for newly known values
     unscanned_tables: list[str] = field(default_factory=list)  # unchanged, gated before against the same values
+    reused_previous: bool = False  # built on a copy of the previous snapshot
+    copied_tables: list[str] = field(default_factory=list)  # copied whole from the warehouse
+    replaced_rows: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (deleted, inserted)
     seconds: float = 0.0
 
 
@@ -52,31 +70,35 @@ def snapshot_path(published: Path | None = None, config: PublishConfig | None = 
     return Path(published or settings.published_dir()) / config.serving.snapshot_file
 
 
-def copy_schemas(con: duckdb.DuckDBPyConnection, source: str, schemas: list[str]) -> dict[str, int]:
-    """Copy every table and view of `schemas` from attached catalog `source` as tables."""
-    counts = {}
-    for schema in schemas:
-        con.execute(f'create schema if not exists "{schema}"')
-        tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_catalog = ? and table_schema = ? "
-            "order by 1", [source, schema]).fetchall()]
-        for table in tables:
-            con.execute(f'create table "{schema}"."{table}" as select * from "{source}"."{schema}"."{table}"')
-            counts[f"{schema}.{table}"] = con.execute(f'select count(*) from "{schema}"."{table}"').fetchall()[0][0]
-    return counts
+def _name(qualified: str, catalog: str | None = None) -> str:
+    schema, table = qualified.split(".", 1)
+    return (f'"{catalog}".' if catalog else "") + f'"{schema}"."{table}"'
 
 
-def table_fingerprints(con: duckdb.DuckDBPyConnection, tables: list[str]) -> dict[str, str]:
+def list_tables(con: duckdb.DuckDBPyConnection, catalog: str, schemas: list[str]) -> list[str]:
+    """schema.table of every table and view of `schemas` in `catalog`, in name order."""
+    return [f"{s}.{t}" for s, t in con.execute(
+        "select table_schema, table_name from information_schema.tables where table_catalog = ? "
+        "and table_schema in (select unnest(?::varchar[])) order by 1, 2", [catalog, schemas]).fetchall()]
+
+
+def column_types(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return [tuple(r) for r in con.execute(f"select column_name, column_type from (describe {relation})").fetchall()]
+
+
+def fingerprint_of(types: list[tuple[str, str]], count: int, xor, total) -> str:
+    return files.content_fingerprint(json.dumps(types), count, xor, total)
+
+
+def table_fingerprints(con: duckdb.DuckDBPyConnection, tables: list[str], catalog: str | None = None) -> dict[str, str]:
     """schema.table -> fingerprint of its rows (order-independent) and column types."""
     found = {}
     for qualified in tables:
-        schema, table = qualified.split(".", 1)
-        relation = f'"{schema}"."{table}"'
-        types = con.execute(f"select column_name, column_type from (describe {relation})").fetchall()
+        relation = _name(qualified, catalog)
         count, xor, total = con.execute(
             f"select count(*), bit_xor(hash(_cv_row)), sum(hash(_cv_row)::hugeint)::varchar "
             f"from {relation} _cv_row").fetchone()
-        found[qualified] = files.content_fingerprint(json.dumps(types), count, xor, total)
+        found[qualified] = fingerprint_of(column_types(con, relation), count, xor, total)
     return found
 
 
@@ -92,10 +114,77 @@ def previous_fingerprints(path: Path) -> dict[str, tuple[str, str]]:
         return {}
 
 
+def free_share(path: Path) -> float:
+    with duckdb.connect(str(path), read_only=True) as con:
+        total, free = con.execute("select total_blocks, free_blocks from pragma_database_size() "
+                                  "where database_name = current_database()").fetchone()
+    return free / total if total else 0.0
+
+
 def present_schemas(con: duckdb.DuckDBPyConnection, catalog: str, wanted) -> list[str]:
     found = {r[0] for r in con.execute(
         "select schema_name from information_schema.schemata where catalog_name = ?", [catalog]).fetchall()}
     return [s for s in wanted if s in found]
+
+
+def _copy_whole(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
+    con.execute(f'create schema if not exists "{qualified.split(".", 1)[0]}"')
+    con.execute(f"create or replace table {_name(qualified)} as select * from {_name(qualified, SOURCE)}")
+
+
+def _figures(con: duckdb.DuckDBPyConnection, hashes: str) -> tuple[int, int | None, str | None]:
+    """count, bit_xor and sum of the hashes in table `hashes` (column h), as table_fingerprints has them."""
+    return con.execute(f"select count(*), bit_xor(h), sum(h::hugeint)::varchar from {hashes}").fetchone()
+
+
+def hash_rows(con: duckdb.DuckDBPyConnection, qualified: str, catalog: str | None, into: str) -> tuple:
+    """Table `into` (row_id, h): the row hashes of a base table; returns their figures."""
+    con.execute(f"create or replace table {into} as select rowid as row_id, hash(_cv_row) as h "
+                f"from {_name(qualified, catalog)} _cv_row")
+    return _figures(con, into)
+
+
+def _replace_rows(con: duckdb.DuckDBPyConnection, qualified: str, types: list[tuple[str, str]],
+                  source_figures: tuple) -> tuple[int, int, str] | None:
+    """Make the kept table's rows those of the warehouse's by replacing only the rows whose hash
+    differs (the warehouse's row hashes are in {DELTA}.source_hashes): (deleted, inserted, relation of
+    the inserted rows), or None (left unchanged) when that would not give the warehouse's figures
+    (duplicate rows) or would touch too many rows."""
+    kept = _name(qualified)
+    if column_types(con, kept) != types:
+        return None
+    kept_figures = hash_rows(con, qualified, None, f"{DELTA}.kept_hashes")
+    con.execute(f"create or replace table {DELTA}.new as select row_id, h from {DELTA}.source_hashes "
+                f"anti join {DELTA}.kept_hashes using (h)")
+    con.execute(f"create or replace table {DELTA}.gone as select row_id, h from {DELTA}.kept_hashes "
+                f"anti join {DELTA}.source_hashes using (h)")
+    (inserted, new_xor, new_sum), (deleted, gone_xor, gone_sum) = (
+        _figures(con, f"{DELTA}.new"), _figures(con, f"{DELTA}.gone"))
+    if deleted + inserted > ROW_LEVEL_MAX_SHARE * max(source_figures[0], 1):
+        return None
+    # what the table would hold, kept - gone + new, must be the warehouse's rows (as far as hashes tell)
+    count = kept_figures[0] - deleted + inserted
+    xor = (kept_figures[1] or 0) ^ (gone_xor or 0) ^ (new_xor or 0)
+    total = int(kept_figures[2] or 0) - int(gone_sum or 0) + int(new_sum or 0)
+    if (count, xor if count else None, str(total) if count else None) != source_figures:
+        return None
+    rows = f'{DELTA}."inserted_rows_{qualified}"'
+    con.execute(f"create or replace table {rows} as select * from {_name(qualified, SOURCE)} "
+                f"where rowid in (select row_id from {DELTA}.new)")
+    con.execute(f"delete from {kept} where rowid in (select row_id from {DELTA}.gone)")
+    con.execute(f"insert into {kept} select * from {rows}")
+    for scratch in ("kept_hashes", "new", "gone"):
+        con.execute(f"drop table {DELTA}.{scratch}")
+    return deleted, inserted, rows
+
+
+def _reusable(target: Path, previous: dict) -> bool:
+    if not previous:
+        return False
+    try:
+        return free_share(target) <= MAX_FREE_SHARE
+    except duckdb.Error:
+        return False
 
 
 def publish_snapshot(warehouse_path: Path | None = None, published: Path | None = None,
@@ -113,15 +202,56 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     report = SnapshotReport(path=target, snapshot_id=run_id or uuid.uuid4().hex)
     previous = previous_fingerprints(target)
+    report.reused_previous = _reusable(target, previous)
     try:
+        if report.reused_previous:
+            shutil.copyfile(target, tmp)  # a new file (default mode, writable): the previous one is untouched
         with duckdb.connect(str(tmp)) as con:
             literal = str(source_path).replace("'", "''")
-            con.execute(f"attach '{literal}' as source (read_only)")
-            report.schemas = present_schemas(con, "source", config.serving.schemas)
-            report.tables = copy_schemas(con, "source", report.schemas)
-            con.execute("detach source")
-            fingerprints = table_fingerprints(con, list(report.tables))
-            con.execute(f"create schema {META_SCHEMA}")
+            con.execute(f"attach '{literal}' as {SOURCE} (read_only)")
+            con.execute(f"attach ':memory:' as {DELTA}")
+            report.schemas = present_schemas(con, SOURCE, config.serving.schemas)
+            tables = list_tables(con, SOURCE, report.schemas)
+            base_tables = {f"{schema}.{table}" for schema, table in con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = ?", [SOURCE]).fetchall()}
+            kept = set(list_tables(con, current_catalog(con), [*config.serving.schemas, META_SCHEMA]))
+            for stale in sorted(kept - set(tables)):  # gone from the warehouse, and last run's meta tables
+                con.execute(f"drop table {_name(stale)}")
+            for schema in {t.split(".", 1)[0] for t in kept} - {*report.schemas, META_SCHEMA}:
+                con.execute(f'drop schema "{schema}" cascade')
+            fingerprints: dict[str, str] = {}
+            gate_now: list[tuple[str, str]] = []  # (relation, location): new content, scanned in full
+            unchanged: dict[str, set[str]] = {}  # what they were gated against -> tables kept as they were
+            for table in tables:
+                before = previous.get(table)
+                types = column_types(con, _name(table, SOURCE))
+                row_level = (report.reused_previous and table in kept and before is not None
+                             and table in base_tables and con.execute(
+                                 f"select count(*) from {_name(table, SOURCE)}").fetchone()[0] >= ROW_LEVEL_MIN_ROWS)
+                if row_level:  # hashed once: for the fingerprint and, if changed, the rows to replace
+                    figures = hash_rows(con, table, SOURCE, f"{DELTA}.source_hashes")
+                    fingerprints[table] = fingerprint_of(types, *figures)
+                else:
+                    fingerprints.update(table_fingerprints(con, [table], SOURCE))
+                if before is not None and before[0] == fingerprints[table]:
+                    if table not in kept:  # a fresh build: the same rows, gated before
+                        _copy_whole(con, table)
+                        report.copied_tables.append(table)
+                    unchanged.setdefault(before[1], set()).add(table)
+                    continue
+                replaced = _replace_rows(con, table, types, figures) if row_level else None
+                if replaced is None:
+                    _copy_whole(con, table)
+                    report.copied_tables.append(table)
+                    gate_now.append((_name(table), table))
+                else:
+                    deleted, inserted, rows_relation = replaced
+                    report.replaced_rows[table] = (deleted, inserted)
+                    gate_now.append((rows_relation, table))
+                    unchanged.setdefault(before[1], set()).add(table)  # its rows kept from the previous snapshot
+                report.gated_tables.append(table)
+            report.tables = {t: con.execute(f"select count(*) from {_name(t)}").fetchone()[0] for t in tables}
+            con.execute(f"create schema if not exists {META_SCHEMA}")
             con.execute(f"create table {META_SCHEMA}.snapshot as select ? as snapshot_id, "
                         "cast(? as timestamptz) as created_at, ? as source_warehouse, ? as tables",
                         [report.snapshot_id, datetime.now(UTC), source_path.name,
@@ -130,26 +260,24 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
             if fingerprints:
                 con.execute(f"insert into {FINGERPRINTS} select unnest(?::varchar[]), unnest(?::varchar[]), ?",
                             [list(fingerprints), list(fingerprints.values()), gated_against])
+            gate_now += [(_name(t), t) for t in (f"{META_SCHEMA}.snapshot", FINGERPRINTS)]
+            con.execute(f"detach {SOURCE}")
+            gate.gate_relations(con, gate_now, known)
+            for earlier, kept_tables in unchanged.items():
+                plan = gate.regate_plan(earlier, known)
+                relations = [(_name(t), t) for t in sorted(kept_tables)]
+                if plan is None:
+                    gate.gate_relations(con, relations, known)
+                    report.gated_tables += [t for t in sorted(kept_tables) if t not in report.gated_tables]
+                elif plan.empty:
+                    report.unscanned_tables += [t for t in sorted(kept_tables) if t not in report.gated_tables]
+                else:
+                    gate.gate_relations(con, relations, plan, known_only=True)
+                    report.rescanned_tables += sorted(kept_tables)
+            con.execute(f"detach {DELTA}")
             con.execute("checkpoint")
-        unchanged: dict[str, set[str]] = {}  # what they were gated against -> tables
-        for table, fingerprint in fingerprints.items():
-            before = previous.get(table)
-            if before is not None and before[0] == fingerprint:
-                unchanged.setdefault(before[1], set()).add(table)
-            else:
-                report.gated_tables.append(table)
-        for earlier, tables in unchanged.items():
-            plan = gate.regate_plan(earlier, known)
-            if plan is None:
-                report.gated_tables += sorted(tables)
-            elif plan.empty:
-                report.unscanned_tables += sorted(tables)
-            else:
-                gate.gate_duckdb(tmp, report.schemas, plan, use_manifest=False, only=tables, known_only=True)
-                report.rescanned_tables += sorted(tables)
         report.gated_tables.sort()
-        gate.gate_duckdb(tmp, [*report.schemas, META_SCHEMA], known, use_manifest=False,
-                         only={*report.gated_tables, f"{META_SCHEMA}.snapshot", FINGERPRINTS})
+        report.unscanned_tables.sort()
         gate.record_known_values(known)
         tmp.chmod(0o444)
         os.replace(tmp, target)
@@ -159,3 +287,7 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
     report.bytes = target.stat().st_size
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def current_catalog(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("select current_database()").fetchone()[0]

@@ -111,7 +111,8 @@ def open_data_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     group_name="publish",
     pool=WAREHOUSE_POOL,
     description="Read-only DuckDB snapshot of the marts and indicators for BI tools at "
-                "<published>/serving/warehouse.duckdb, swapped in atomically; privacy-gated.",
+                "<published>/serving/warehouse.duckdb: built on a copy of the previous one (changed tables "
+                "copied, or their changed rows replaced), privacy-gated, swapped in atomically.",
 )
 def serving_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     report = snapshot.publish_snapshot(run_id=context.run_id)
@@ -119,7 +120,10 @@ def serving_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "path": dg.MetadataValue.path(str(report.path)), "snapshot_id": report.snapshot_id,
         "schemas": ", ".join(report.schemas), "tables": len(report.tables), "bytes": report.bytes,
         "gated_tables": len(report.gated_tables), "rescanned_tables": len(report.rescanned_tables),
-        "unscanned_tables": len(report.unscanned_tables), "seconds": report.seconds})
+        "unscanned_tables": len(report.unscanned_tables), "built_on_previous_snapshot": report.reused_previous,
+        "tables_copied_whole": len(report.copied_tables),
+        "tables_rows_replaced": ", ".join(f"{t} (-{d}, +{i})" for t, (d, i) in report.replaced_rows.items()) or "none",
+        "seconds": report.seconds})
 
 
 @dg.asset(

@@ -213,3 +213,67 @@ def test_snapshot_gates_only_changed_tables_and_newly_known_values(warehouse_cop
     assert {(h.location, h.kind) for h in error.value.hits} == {("marts.fct_work_orders", "known_name")}
     assert os.stat(changed.path).st_ino == stamp  # the previous snapshot stays
     assert not [p for p in published.rglob(".*tmp*")]
+
+
+def snapshot_differences(one: Path, other: Path) -> dict[str, tuple[int, int]]:
+    """Per table of two snapshots (meta.snapshot aside): rows only in one, rows only in the other."""
+    found = {}
+    with duckdb.connect() as con:
+        con.execute(f"attach '{one}' as one (read_only)")
+        con.execute(f"attach '{other}' as other (read_only)")
+        listed = "select table_schema || '.' || table_name from information_schema.tables where table_catalog = ?"
+        tables = {t for (t,) in con.execute(listed, ["one"]).fetchall()}
+        assert tables == {t for (t,) in con.execute(listed, ["other"]).fetchall()}
+        for table in sorted(tables - {"meta.snapshot"}):
+            found[table] = tuple(con.execute(
+                f"select count(*) from (select * from {a}.{table} except all select * from {b}.{table})").fetchone()[0]
+                for a, b in (("one", "other"), ("other", "one")))
+    return found
+
+
+def test_an_incremental_snapshot_replaces_changed_rows_and_equals_a_fresh_one(warehouse_copy, tmp_path, known,
+                                                                             monkeypatch):
+    monkeypatch.setattr(snapshot, "ROW_LEVEL_MIN_ROWS", 1)  # the small city's tables take the row-level path
+    incremental, fresh = tmp_path / "incremental", tmp_path / "fresh"
+    first = snapshot.publish_snapshot(warehouse_copy, incremental, known=known)
+    assert not first.reused_previous and first.copied_tables == sorted(first.tables)
+    before = os.stat(first.path).st_ino
+
+    order_no, _ = change_one_order(warehouse_copy)
+    with duckdb.connect(str(warehouse_copy)) as con:  # a new event, one removed, a new table, a table dropped
+        con.execute("insert into marts.fct_work_order_events select * replace ('E-NEW' as event_id) "
+                    "from marts.fct_work_order_events order by event_id limit 1")
+        con.execute("delete from marts.fct_work_order_events where event_id = "
+                    "(select max(event_id) from marts.fct_work_order_events where event_id <> 'E-NEW')")
+        con.execute("create table marts.new_table as select 1 as one")
+        con.execute("drop table marts.dim_channel")
+    again = snapshot.publish_snapshot(warehouse_copy, incremental, known=known)
+    full = snapshot.publish_snapshot(warehouse_copy, fresh, known=known)
+
+    assert again.reused_previous and not full.reused_previous
+    assert again.replaced_rows == {"marts.fct_work_orders": (1, 1), "marts.fct_work_order_events": (1, 1)}
+    assert again.copied_tables == ["marts.new_table"]
+    assert again.gated_tables == ["marts.fct_work_order_events", "marts.fct_work_orders", "marts.new_table"]
+    assert "marts.dim_channel" not in again.tables and again.tables == full.tables
+    assert os.stat(again.path).st_ino != before and oct(again.path.stat().st_mode & 0o777) == "0o444"
+    assert snapshot_differences(again.path, full.path) == {t: (0, 0) for t in [*full.tables, snapshot.FINGERPRINTS]}
+    with duckdb.connect(str(again.path), read_only=True) as con:
+        assert con.execute("select resolution from marts.fct_work_orders where order_no = ?",
+                           [order_no]).fetchone()[0] == "已办结：更新后的答复"
+    assert not [p for p in incremental.rglob(".*")]
+
+
+def test_a_personal_value_in_a_replaced_row_is_caught_and_the_previous_snapshot_stays(warehouse_copy, tmp_path,
+                                                                                      known, monkeypatch):
+    monkeypatch.setattr(snapshot, "ROW_LEVEL_MIN_ROWS", 1)
+    published = tmp_path / "published"
+    first = snapshot.publish_snapshot(warehouse_copy, published, known=known)
+    phone = next(v for v, kind in known.numbers.items() if kind == "phone")
+    with duckdb.connect(str(warehouse_copy)) as con:
+        con.execute(f"update marts.fct_work_orders set resolution = ? where order_no = ({PLANTED_NAME_ORDER})",
+                    [f"回电 {phone}"])
+    with pytest.raises(gate.PersonalDataFound) as error:
+        snapshot.publish_snapshot(warehouse_copy, published, known=known)
+    assert {(h.location, h.column) for h in error.value.hits} == {("marts.fct_work_orders", "resolution")}
+    assert os.stat(first.path).st_ino == os.stat(snapshot.snapshot_path(published)).st_ino
+    assert not [p for p in published.rglob(".*")]
