@@ -303,6 +303,9 @@ def increment_daily_update(args: dict) -> dict:
     if not result.success:
         failures = [f"{e.step_key}: {e.message}" for e in result.all_events if e.is_failure]
         raise RuntimeError(f"{job} [{key}] failed: {' | '.join(failures)[:3000]}")
+    skipped = sorted({e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SKIPPED})
+    if skipped:  # a run that skipped steps did less than a day's work: its time would flatter
+        raise RuntimeError(f"{job} [{key}] skipped {len(skipped)} steps: {', '.join(skipped)[:1000]}")
     instance = dg.DagsterInstance.get()
     steps = {s.step_key: round(s.end_time - s.start_time, 3) for s in instance.get_run_step_stats(result.run_id)
              if s.start_time and s.end_time}

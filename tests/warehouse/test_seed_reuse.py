@@ -11,17 +11,28 @@ import pytest
 from citizen_voice import seeds, settings
 from simulator.generator import SandboxParams
 
+DISTRICTS = dg.AssetKey(["reference", "ref_districts"])
+
+
+@dg.asset(deps=[DISTRICTS])
+def reads_districts() -> None:
+    """Stands for every asset downstream of a seed: it must run whether or not the seeds were reloaded."""
+
 
 def _staging_run(monkeypatch, warehouse, home) -> dict[str, str]:
-    """Materialize the staging dbt step through Dagster; returns {unique_id: status} of its dbt results."""
+    """Materialize the staging dbt step (and an asset downstream of a seed) through Dagster; returns
+    {unique_id: status} of its dbt results."""
     from orchestration.defs.warehouse import build_defs, dbt_target_path
 
     monkeypatch.setenv("CV_WAREHOUSE", str(warehouse))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     defs = build_defs()
     staged = next(assets for assets in defs.assets if assets.op.name == "warehouse_staging")
-    result = dg.materialize([staged], resources=defs.resources, instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize([staged, reads_districts], resources=defs.resources,
+                            instance=dg.DagsterInstance.ephemeral())
     assert result.success
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert {DISTRICTS, reads_districts.key} <= materialized
     results = json.loads((dbt_target_path() / "run_results.warehouse_staging.json").read_text(encoding="utf-8"))
     return {r["unique_id"]: r["status"] for r in results["results"]}
 
