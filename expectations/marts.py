@@ -18,7 +18,7 @@ from expectations.core import (
     not_null,
     unique,
 )
-from expectations.raw import EARLIEST_PLAUSIBLE, STATUSES, latest_plausible
+from expectations.raw import ACCEPTED_AT, EARLIEST_PLAUSIBLE, STATUSES, latest_plausible
 
 TEXT_TYPES = ("VARCHAR", "TEXT")
 DIMENSION_KEYS = {"dim_category": "category_code", "dim_channel": "channel_code", "dim_community": "community_code",
@@ -82,14 +82,14 @@ def fct_work_orders(v: ValueSets) -> Suite:
 
 def fct_work_order_events(v: ValueSets) -> Suite:
     n = "marts.fct_work_order_events"
-    sql = """
-        with orders as (select order_no from marts.fct_work_orders)
-        select events.event_id as record_key, events.*,
-               min(events.occurred_at) filter (where events.event_type = 'accept')
-                   over (partition by events.order_no) as accepted_at,
+    sql = f"""
+        with orders as (select order_no from marts.fct_work_orders),
+        accepts as ({ACCEPTED_AT.format(events="marts.fct_work_order_events")})
+        select events.event_id as record_key, events.*, accepts.accepted_at,
                orders.order_no is not null as order_known
         from marts.fct_work_order_events as events
-        left join orders on orders.order_no = events.order_no"""
+        left join orders on orders.order_no = events.order_no
+        left join accepts on accepts.order_no is not distinct from events.order_no"""
     return Suite(n, ("marts", "fct_work_order_events"), sql, checks=(
         Check(f"{n}.schema", has_columns(["event_id", "order_no", "event_type", "occurred_at", "recorded_at"]),
               dimension="schema", description="事件表包含约定字段"),

@@ -109,19 +109,25 @@ def hotline_orders(v: ValueSets) -> Suite:
     ))
 
 
+# each order's first accept (the null order_no as one group, as a window partition would have it): a
+# grouped join, not `min(…) over (partition by order_no)`, which drags every column through the window
+ACCEPTED_AT = """select order_no, min(occurred_at) filter (where event_type = 'accept') as accepted_at
+                 from {events} group by order_no"""
+
+
 def hotline_events(v: ValueSets) -> Suite:
     n = "raw_hotline.events"
     sql = f"""
-        with orders as (select distinct order_no from raw_hotline.orders)
+        with orders as (select distinct order_no from raw_hotline.orders),
+        accepts as ({ACCEPTED_AT.format(events="staging.stg_hotline__events")})
         select events.source_record as record_key, events.order_no,
                coalesce(cast(events.recorded_at as date), {_load_day('events.load_id')}) as record_day,
                cast(events.load_id as varchar) as load_id, events.event_id, events.event_type, events.dept_code,
-               events.role, events.occurred_at, events.recorded_at,
-               min(events.occurred_at) filter (where events.event_type = 'accept')
-                   over (partition by events.order_no) as accepted_at,
+               events.role, events.occurred_at, events.recorded_at, accepts.accepted_at,
                orders.order_no is not null as order_known
         from staging.stg_hotline__events as events
-        left join orders on orders.order_no = events.order_no"""
+        left join orders on orders.order_no = events.order_no
+        left join accepts on accepts.order_no is not distinct from events.order_no"""
     return Suite(n, ("raw_hotline", "events"), sql, source="hotline", table="events", checks=(
         Check(f"{n}.schema", has_columns(["record_key", "event_id", "order_no", "event_type", "occurred_at"]),
               dimension="schema", description="表结构包含必需字段"),

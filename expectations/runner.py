@@ -16,7 +16,8 @@ a row that passed every check before passes again as long as its content and the
 the same. The rows that passed are remembered as hashes of the whole frame row (ops.validated_rows,
 per suite and fingerprint of its rules); a later run validates only rows whose hash is not
 remembered — new and changed records, and every record that failed — and counts the others as
-passing. The result is the same as validating everything (tested).
+passing. The result is the same as validating everything (tested). The table is updated, not
+rewritten: a day adds the hashes of its new passing rows and drops those of rows gone or failing.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ class SuiteResult:
     day_counts: Counter = field(default_factory=Counter)  # distinct records per record_day, if the frame has it
     error: str | None = None  # the frame could not be read (missing table or column: a schema failure)
     remembered: int = 0  # rows counted as passing because they passed before, unchanged (remember=True)
-    passed_hashes: object = None  # pyarrow table (row_hash) of every row passing now, to remember (remember=True)
+    # pyarrow tables (row_hash) with remember=True: rows newly passing, and remembered rows gone or failing now
+    passed_hashes: object = None
+    forgotten_hashes: object = None
 
     @property
     def errors(self) -> list[str]:
@@ -152,12 +155,20 @@ def _for_chunks(suite: Suite, counted: bool = False) -> tuple[Suite, dict[str, s
     unique = _unique_columns(suite)
     if not unique:
         return suite, {}
-    counts = ", ".join(f'case when "{column}" is null then null else count(*) over (partition by "{column}") end '
-                       f'as "{_copies_column(column)}"' for column in sorted(set(unique.values())))
     checks = tuple(replace(c, expectation=gx.expectations.ExpectColumnValuesToBeBetween(
         column=_copies_column(unique[c.name]), max_value=1)) if c.name in unique else c for c in suite.checks)
-    frame_sql = suite.frame_sql if counted else f"select *, {counts} from ({suite.frame_sql})"
+    frame_sql = suite.frame_sql if counted else _counted_sql(suite.frame_sql, sorted(set(unique.values())))
     return replace(suite, frame_sql=frame_sql, checks=checks), unique
+
+
+def _counted_sql(frame_sql: str, columns: list[str]) -> str:
+    """The frame with each column's count of copies over the whole frame (null for a null value).
+    A join on a grouped count, not `count(*) over (partition by …)`: a window drags every column of
+    the frame through its partitioning, the grouped count reads only the one column."""
+    counts = ", ".join(f'copies_{i}.copies as "{_copies_column(column)}"' for i, column in enumerate(columns))
+    joins = " ".join(f'left join (select "{column}" as copied, count(*) as copies from ({frame_sql}) group by 1) '
+                     f'as copies_{i} on copies_{i}.copied = suite_rows."{column}"' for i, column in enumerate(columns))
+    return f"select suite_rows.*, {counts} from ({frame_sql}) as suite_rows {joins}"
 
 
 def _merge(total: list[CheckResult] | None, chunk: list[CheckResult]) -> list[CheckResult]:
@@ -270,22 +281,32 @@ def _remembered(con, suite: Suite, rules: str) -> str:
     return "remembered_rows"
 
 
-def _passed_hashes(con, failing_rows: pd.DataFrame):
-    """Hashes of the rows passing now: every row whose record has no failing check."""
+NEW_ROWS_TABLE = "suite_new_rows"
+
+
+def _remembered_changes(con, failing_rows: pd.DataFrame):
+    """What ops.validated_rows gains and loses now (as pyarrow tables of row_hash): it gains the rows
+    validated now whose record has no failing check, and loses the remembered rows that are gone (changed
+    or deleted) and those of a record failing now. Only these change, so the daily write is a day's worth,
+    and what stays remembered is exactly what a rewrite would keep: every row passing now."""
     keys = pd.DataFrame({"record_key": failing_rows[RECORD_KEY].dropna().astype(str).unique()})
     con.register("failing_keys", keys)
+    failing = f"({RECORD_KEY} is null or cast({RECORD_KEY} as varchar) in (select record_key from failing_keys))"
     try:
-        return con.sql(f"select distinct {ROW_HASH} as row_hash from {FRAME_TABLE} where {RECORD_KEY} is not null "
-                       f"and cast({RECORD_KEY} as varchar) not in (select record_key from failing_keys)").to_arrow_table()
+        gained = con.sql(f"select distinct {ROW_HASH} as row_hash from {FRAME_TABLE} where not {failing} "
+                         f"and {ROW_HASH} not in (select row_hash from remembered_rows)").to_arrow_table()
+        lost = con.sql(f"select row_hash from remembered_rows where row_hash not in (select {ROW_HASH} from "
+                       f"{FRAME_TABLE} where not {failing})").to_arrow_table()
     finally:
         con.unregister("failing_keys")
+    return gained, lost
 
 
 def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, remember: bool = False) -> SuiteResult:
     """Validate the suite's records; the frame query runs once, into a temporary table (allowed on a
     read-only connection) that the counts and the chunks then read. With `remember`, only rows not
-    remembered as passing are validated, and the result carries the hashes to remember now
-    (write them with remember_passes)."""
+    remembered as passing are validated (copied once into a temporary table of their own), and the
+    result carries what to remember and forget now (write it with remember_passes)."""
     started = time.perf_counter()
     try:
         if remember:
@@ -293,47 +314,65 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
             con.execute(f"create or replace temp table {FRAME_TABLE} as "
                         f"select *, hash(*columns(*)) as {ROW_HASH} from ({counted.frame_sql})")
             remembered = _remembered(con, suite, fingerprint(suite))
-            to_check = replace(suite, frame_sql=f"select * exclude ({ROW_HASH}) from {FRAME_TABLE} "
-                                                f"where {ROW_HASH} not in (select row_hash from {remembered})")
-        else:
-            con.execute(f"create or replace temp table {FRAME_TABLE} as {suite.frame_sql}")
+            con.execute(f"create or replace temp table {NEW_ROWS_TABLE} as select * exclude ({ROW_HASH}) "
+                        f"from {FRAME_TABLE} where {ROW_HASH} not in (select row_hash from {remembered})")
+            to_check = replace(suite, frame_sql=f"select * from {NEW_ROWS_TABLE}")
+        else:  # the copies are counted once, here: chunks then only scan the table (no join held in memory)
+            counted, _ = _for_chunks(suite)
+            con.execute(f"create or replace temp table {FRAME_TABLE} as {counted.frame_sql}")
             to_check = replace(suite, frame_sql=f"select * from {FRAME_TABLE}")
         day_counts = _day_counts(con, replace(suite, frame_sql=f"select * from {FRAME_TABLE}"))
         rows = con.execute(f"select count(*) from {FRAME_TABLE}").fetchall()[0][0]
         checked, results, failing_rows = _validate_chunks(con, to_check, context or _context(), chunk_rows,
-                                                          restated=remember)
-        passed = _passed_hashes(con, failing_rows) if remember else None
+                                                          restated=True)
+        gained, lost = _remembered_changes(con, failing_rows) if remember else (None, None)
     except Exception as error:  # noqa: BLE001 - a missing table/column is the suite's schema failure
         return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame could not be read: {error}")
     finally:
-        con.execute(f"drop table if exists {FRAME_TABLE}")
+        for table in (FRAME_TABLE, NEW_ROWS_TABLE):
+            con.execute(f"drop table if exists {table}")
     for result in results:  # the rows not checked again passed every check before, unchanged
         result.element_count += rows - checked
     return SuiteResult(suite, rows, results, time.perf_counter() - started, failing_rows=failing_rows,
-                       day_counts=day_counts, remembered=rows - checked, passed_hashes=passed)
+                       day_counts=day_counts, remembered=rows - checked, passed_hashes=gained, forgotten_hashes=lost)
+
+
+# DuckDB keeps memory it freed for reuse (about 500 MB after a 1M-row suite, released only when the
+# database closes), carried into the next suite: hand freed memory back to the system sooner
+ALLOCATOR_FLUSH = {"allocator_flush_threshold": "32MB", "allocator_background_threads": "true"}
 
 
 def run_suites(con, suites: list[Suite], remember: bool = False) -> list[SuiteResult]:
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    for name, value in ALLOCATOR_FLUSH.items():
+        con.execute(f"set {name} = '{value}'")
     context = _context()
     return [run_suite(con, suite, context, remember=remember) for suite in suites]
 
 
 def remember_passes(con, results: list[SuiteResult]) -> int:
-    """Keep, per suite, the hashes of the rows that pass now (replacing what was remembered before);
-    a suite that could not run keeps nothing, so its next run validates everything."""
+    """Per suite, add the hashes of the rows newly passing and drop those no longer passing (and every
+    hash remembered under other rules); a suite that could not run keeps nothing, so its next run
+    validates everything. Returns the number of hashes added."""
     con.execute("create schema if not exists ops")
     con.execute(f"create table if not exists {REMEMBERED_TABLE} (suite varchar, fingerprint varchar, row_hash ubigint)")
-    kept = 0
+    added = 0
     for result in results:
-        con.execute(f"delete from {REMEMBERED_TABLE} where suite = ?", [result.suite.name])
         if result.passed_hashes is None or result.errors:
+            con.execute(f"delete from {REMEMBERED_TABLE} where suite = ?", [result.suite.name])
             continue
+        rules = fingerprint(result.suite)
+        con.execute(f"delete from {REMEMBERED_TABLE} where suite = ? and fingerprint <> ?", [result.suite.name, rules])
         con.register("passed_rows", result.passed_hashes)
+        con.register("forgotten_rows", result.forgotten_hashes)
         try:
+            if result.forgotten_hashes.num_rows:
+                con.execute(f"delete from {REMEMBERED_TABLE} where suite = ? and fingerprint = ? "
+                            "and row_hash in (select row_hash from forgotten_rows)", [result.suite.name, rules])
             con.execute(f"insert into {REMEMBERED_TABLE} select ?, ?, row_hash from passed_rows",
-                        [result.suite.name, fingerprint(result.suite)])
+                        [result.suite.name, rules])
         finally:
             con.unregister("passed_rows")
-        kept += result.passed_hashes.num_rows
-    return kept
+            con.unregister("forgotten_rows")
+        added += result.passed_hashes.num_rows
+    return added

@@ -10,7 +10,14 @@ import pandas as pd
 
 from expectations import marts, raw
 from expectations.core import Check, Suite, ValueSets, in_set, not_null, unique
-from expectations.runner import _for_chunks, remember_passes, run_suite, validate_frame
+from expectations.runner import (
+    REMEMBERED_TABLE,
+    _for_chunks,
+    fingerprint,
+    remember_passes,
+    run_suite,
+    validate_frame,
+)
 
 
 def test_every_expectation_has_a_stable_unique_name_and_a_severity(quality_run):
@@ -121,7 +128,14 @@ def test_remembered_passes_give_the_full_result_and_skip_unchanged_rows(quality_
                     [closed[1][0]])
         facts = marts.suite_for(("marts", "fct_work_orders"), values)
         changed, full = run_suite(con, facts, remember=True), run_suite(con, facts)
-    _same_outcome(changed, full, facts.name)
+        _same_outcome(changed, full, facts.name)
+        # the remembered passes are updated, not rewritten: what they hold after the change is what
+        # remembering from scratch would hold
+        remember_passes(con, [changed])
+        updated = _remembered_hashes(con, facts)
+        con.execute(f"delete from {REMEMBERED_TABLE} where suite = ?", [facts.name])
+        remember_passes(con, [run_suite(con, facts, remember=True)])
+        assert updated == _remembered_hashes(con, facts) and len(updated) >= changed.rows - 10
     assert changed.rows - changed.remembered <= changed.failing_rows["record_key"].nunique() + 5
     failed = {r.check.name.rsplit(".", 1)[1]: {f["record_key"] for f in r.failing} for r in changed.failed()}
     assert closed[0][0] in failed["district_known"] and closed[1][0] in failed["closed_order_has_close_event"]
@@ -138,3 +152,36 @@ def test_rules_that_change_forget_the_remembered_passes():
         stricter = replace(suite, checks=(Check("test.rules.code_known", in_set("code", [0, 1]), column="code"),))
         result = run_suite(con, stricter, remember=True)
     assert result.remembered == 0 and result.results[0].unexpected_count == 33
+
+
+def _remembered_hashes(con, suite):
+    rows = con.execute(f"select fingerprint, row_hash from {REMEMBERED_TABLE} where suite = ?", [suite.name]).fetchall()
+    assert {f for f, _ in rows} <= {fingerprint(suite)}
+    return sorted(h for _, h in rows)
+
+
+def test_counts_and_first_accepts_are_the_window_functions_results():
+    """The frames count copies and find each order's first accept with grouped joins; the result is
+    what the window functions give, the null key included (a window partition of its own)."""
+    with duckdb.connect() as con:
+        con.execute("""create table events as select 'e' || (i % 700) as event_id,
+                           case when i % 11 = 0 then null else 'o' || (i % 97) end as order_no,
+                           case when i % 5 = 0 then 'accept' else 'close' end as event_type,
+                           timestamp '2026-01-01' + to_minutes(i * 37 % 1000) as occurred_at
+                       from range(2000) as r(i)""")
+        suite = Suite("test.events", ("test", "events"), f"""
+            with accepts as ({raw.ACCEPTED_AT.format(events="events")})
+            select events.event_id as record_key, events.*, accepts.accepted_at from events
+            left join accepts on accepts.order_no is not distinct from events.order_no""",
+                      checks=(Check("test.events.order_unique", unique("order_no")),
+                              Check("test.events.event_unique", unique("event_id"))))
+        grouped = con.execute(f"select * from ({_for_chunks(suite)[0].frame_sql}) order by all").fetchall()
+        windowed = con.execute("""
+            select event_id as record_key, *, min(occurred_at) filter (where event_type = 'accept')
+                       over (partition by order_no) as accepted_at,
+                   case when event_id is null then null else count(*) over (partition by event_id) end,
+                   case when order_no is null then null else count(*) over (partition by order_no) end
+            from events order by all""").fetchall()
+    assert grouped == windowed
+    assert any(row[2] is None and row[5] is not None for row in grouped)  # the null order's own first accept
+    assert any(row[6] > 1 for row in grouped) and any(row[7] is None for row in grouped)
