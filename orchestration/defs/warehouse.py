@@ -78,10 +78,13 @@ def _dbt_assets(project: DbtProject, name: str, **selection):
         os.environ.setdefault("CV_WAREHOUSE", str(settings.warehouse_path()))
         target = dbt_target_path()
         fingerprint = seeds.seed_fingerprint(Path(project.project_dir))
-        args, unchanged_seeds = ["build"], []
+        # dbt's unit tests check the models' code on fixed inputs: they run with the test suite
+        # (tests/warehouse), not in every production build
+        excluded, unchanged_seeds = ["resource_type:unit_test"], []
         if _seeds_current(fingerprint):
-            args += ["--exclude", "path:seeds"]  # unchanged since the warehouse was seeded: skip them and their tests
+            excluded.append("path:seeds")  # unchanged since the warehouse was seeded: skip them and their tests
             unchanged_seeds = sorted(context.selected_asset_keys & seed_keys, key=str)
+        args = ["build", "--exclude", " ".join(excluded)]
         for key in unchanged_seeds:
             # reported as current (first: Dagster wants a multi-asset's outputs in dependency order), or
             # Dagster would skip every asset downstream of a seed in this run

@@ -1,3 +1,6 @@
+{{ config(materialized='incremental', incremental_strategy='replace_touched_orders',
+          on_schema_change='fail') }}
+-- depends_on: {{ ref('int_touched_orders') }}
 -- The departments' own view of the work orders they handle, one row per (system, order_no):
 -- 住建局 (SQL database), 城管局 (CSV drops), 供电公司 (XLSX drops). Used as a fallback for intake
 -- fields the hotline sent unusable, and for closes the hotline has not recorded yet. Records that
@@ -7,6 +10,7 @@ with zhujian as (
            street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record, load_id
     from {{ ref('stg_zhujian__tickets') }}
     where {{ not_quarantined('zhujian', 'gd_main', 'source_record') }}
+      {% if is_incremental() %} and {{ touched_orders('order_no') }}{% endif %}
 ),
 
 chengguan as (
@@ -14,6 +18,7 @@ chengguan as (
            street_code, category_code, status, closed_at, updated_at, has_unmapped_codes, source_record, load_id
     from {{ ref('stg_chengguan__tickets') }}
     where {{ not_quarantined('chengguan', 'tickets', 'source_record') }}
+      {% if is_incremental() %} and {{ touched_orders('order_no') }}{% endif %}
 ),
 
 gongdian as (
@@ -22,6 +27,7 @@ gongdian as (
            source_record, load_id
     from {{ ref('stg_gongdian__tickets') }}
     where {{ not_quarantined('gongdian', 'tickets', 'source_record') }}
+      {% if is_incremental() %} and {{ touched_orders('order_no') }}{% endif %}
 ),
 
 tickets as (

@@ -1,3 +1,6 @@
+{{ config(materialized='incremental', incremental_strategy='replace_touched_orders', unique_key='event_id',
+          on_schema_change='fail') }}
+-- depends_on: {{ ref('int_touched_orders') }}
 -- The lifecycle as an event log: the hotline's events, plus follow-up visits the survey system
 -- knows and the hotline does not (the survey system is authoritative for 回访 results). Records that
 -- failed a critical expectation (quality.quarantine) are left out.
@@ -8,6 +11,7 @@ with hotline as (
     from {{ ref('stg_hotline__events') }}
     where event_id is not null and order_no is not null and occurred_at is not null
       and {{ not_quarantined('hotline', 'events', 'source_record') }}
+      {% if is_incremental() %} and {{ touched_orders('order_no') }}{% endif %}
 ),
 
 visits as (
@@ -17,6 +21,7 @@ visits as (
     from {{ ref('stg_survey__visits') }}
     where visit_id is not null and order_no is not null and visited_at is not null
       and {{ not_quarantined('survey', 'visits', 'source_record') }}
+      {% if is_incremental() %} and {{ touched_orders('order_no') }}{% endif %}
 )
 
 select * from hotline

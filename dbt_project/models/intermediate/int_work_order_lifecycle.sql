@@ -1,7 +1,11 @@
+{{ config(materialized='incremental', incremental_strategy='replace_touched_orders', unique_key='order_no',
+          on_schema_change='fail') }}
+-- depends_on: {{ ref('int_touched_orders') }}
 -- Lifecycle facts of each order derived from its event log (int_work_order_events).
 -- Grain: one row per order_no that has events.
 with events as (
     select * from {{ ref('int_work_order_events') }}
+    {% if is_incremental() %}where {{ touched_orders('order_no') }}{% endif %}
 ),
 
 lead_dispatches as (

@@ -1,3 +1,6 @@
+{{ config(materialized='incremental', incremental_strategy='replace_touched_orders', unique_key='order_no',
+          on_schema_change='fail') }}
+-- depends_on: {{ ref('int_touched_orders') }}
 -- Time limits (办理时限) on the working-day calendar. A limit of N working days runs from the
 -- (last) dispatch and ends at 23:59:59 on the N-th working day after the dispatch day; an approved
 -- extension adds its working days counted from the due day. The limit in force is the version of
@@ -8,6 +11,7 @@ with orders as (
     select order_no, demand_type_code, urgency, category_code, dispatched_at, is_extended
     from {{ ref('int_work_orders_unified') }}
     where dispatched_at is not null
+      {% if is_incremental() %} and {{ touched_orders('order_no') }}{% endif %}
 ),
 
 categories as (

@@ -1,3 +1,6 @@
+{{ config(materialized='incremental', incremental_strategy='replace_touched_orders', unique_key='order_no',
+          on_schema_change='fail') }}
+-- depends_on: {{ ref('int_touched_orders') }}
 -- One record per work order across systems. Grain: one row per order_no known to the hotline.
 -- Field precedence (documented in _intermediate__models.yml):
 --   intake fields: the hotline's value when usable, else the first department system's (住建局,
@@ -25,6 +28,7 @@ with staged_hotline as (
         orders.due_at, orders.closed_at, orders.updated_at
     from {{ ref('stg_hotline__orders') }} as orders
     where {{ not_quarantined('hotline', 'orders', 'orders.source_record') }}
+      {% if is_incremental() %} and {{ touched_orders('orders.order_no') }}{% endif %}
 ),
 
 hotline as (
@@ -45,6 +49,7 @@ department_ranked as (
     from {{ ref('int_department_tickets') }} as tickets
     where not has_unmapped_codes and received_at is not null and district_code is not null
       and category_code is not null
+      {% if is_incremental() %} and {{ touched_orders('order_no') }}{% endif %}
 ),
 
 department as (
@@ -58,6 +63,7 @@ lead_department_close as (
     join {{ ref('int_work_order_lifecycle') }} as lifecycle
         on lifecycle.order_no = tickets.order_no and lifecycle.lead_dept_code = tickets.department_code
     where tickets.role = 'lead' and tickets.closed_at is not null
+      {% if is_incremental() %} and {{ touched_orders('tickets.order_no') }}{% endif %}
     group by tickets.order_no
 ),
 
@@ -70,10 +76,12 @@ visits_ranked as (
     where not visits.has_unmapped_codes and visits.visited_at is not null
       and {{ not_quarantined('survey', 'visits', 'visits.source_record') }}
       and (not hotline.received_ok or visits.visited_at >= hotline.received_at)
+      {% if is_incremental() %} and {{ touched_orders('visits.order_no') }}{% endif %}
 ),
 
 lifecycle as (
     select * from {{ ref('int_work_order_lifecycle') }}
+    {% if is_incremental() %}where {{ touched_orders('order_no') }}{% endif %}
 ),
 
 unified as (

@@ -1,10 +1,13 @@
-{{ config(materialized='incremental', unique_key='event_id', incremental_strategy='delete+insert',
+{{ config(materialized='incremental', unique_key='event_id', incremental_strategy='replace_touched_orders',
           on_schema_change='fail') }}
+-- depends_on: {{ ref('int_touched_orders') }}
 -- 工单流转事件: the lifecycle event log of the valid work orders. Grain: one row per event_id.
+-- Incremental: a run replaces every event of the orders touched since the previous build
+-- (int_touched_orders); a full refresh gives the same table.
 with events as (
     select * from {{ ref('int_work_order_events') }}
     {% if is_incremental() %}
-    where load_id > (select max(load_id) from {{ this }})
+    where {{ touched_orders('order_no') }}
     {% endif %}
 )
 

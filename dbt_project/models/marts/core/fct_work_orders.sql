@@ -1,14 +1,16 @@
-{{ config(materialized='incremental', unique_key='order_no', incremental_strategy='delete+insert',
+{{ config(materialized='incremental', unique_key='order_no', incremental_strategy='replace_touched_orders',
           on_schema_change='fail') }}
+-- depends_on: {{ ref('int_touched_orders') }}
 -- 工单事实表: one row per valid work order, with its timeliness against the SLA as of the newest
--- data loaded. Incremental: a run rebuilds the orders touched by any load since the previous run
--- (by dlt load id) and every order still open (whose 超期 flag moves with time); a full refresh
--- gives the same table.
+-- data loaded. Incremental: a run rebuilds the orders touched since the previous build
+-- (int_touched_orders: new loads, changed quarantine verdicts; a touched order that is no longer
+-- valid leaves) and every order still open (whose 超期 flag moves with time); a full refresh gives
+-- the same table.
 with orders as (
     select * from {{ ref('int_work_orders_unified') }}
     where rejection_reason is null
     {% if is_incremental() %}
-      and (source_load_id > (select max(source_load_id) from {{ this }})
+      and ({{ touched_orders('order_no') }}
            or order_no in (select order_no from {{ this }} where closed_at is null))
     {% endif %}
 ),
