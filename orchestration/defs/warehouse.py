@@ -77,13 +77,14 @@ def _dbt_assets(project: DbtProject, name: str, **selection):
     def assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         os.environ.setdefault("CV_WAREHOUSE", str(settings.warehouse_path()))
         target = dbt_target_path()
-        fingerprint = seeds.seed_fingerprint(Path(project.project_dir))
+        selected_seeds = context.selected_asset_keys & seed_keys  # none in the models' step
+        fingerprint = seeds.seed_fingerprint(Path(project.project_dir)) if selected_seeds else None
         # dbt's unit tests check the models' code on fixed inputs: they run with the test suite
         # (tests/warehouse), not in every production build
         excluded, unchanged_seeds = ["resource_type:unit_test"], []
-        if _seeds_current(fingerprint):
+        if selected_seeds and _seeds_current(fingerprint):
             excluded.append("path:seeds")  # unchanged since the warehouse was seeded: skip them and their tests
-            unchanged_seeds = sorted(context.selected_asset_keys & seed_keys, key=str)
+            unchanged_seeds = sorted(selected_seeds, key=str)
         args = ["build", "--exclude", " ".join(excluded)]
         for key in unchanged_seeds:
             # reported as current (first: Dagster wants a multi-asset's outputs in dependency order), or
@@ -92,7 +93,8 @@ def _dbt_assets(project: DbtProject, name: str, **selection):
         yield from dbt.cli(args, context=context, target_path=target).stream()
         # both dbt steps share the folder: keep each one's results (read by operators and the benchmark)
         shutil.copyfile(target / "run_results.json", target / f"run_results.{name}.json")
-        if seeds.all_seeds_succeeded(target / "run_results.json", project.manifest_path):
+        if selected_seeds and not unchanged_seeds and seeds.all_seeds_succeeded(target / "run_results.json",
+                                                                                   project.manifest_path):
             with warehouse.connect() as con:
                 seeds.record_seeded(con, fingerprint)
 
