@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from bench.harness import PROJECT_ROOT, Context, Stage, scenario
-from bench.tasks import Work, task
+from bench.tasks import RssSampler, Work, task
 
 SCENARIO = "daily-increment"
 SETUP_VERSION = 1  # bump when the setup changes what the history holds
@@ -171,7 +171,8 @@ def ensure_history(ctx: Context, area: Path, registry_path: Path, env_names: set
               "seconds": round(time.perf_counter() - started, 1), "run_seconds": m.seconds,
               "peak_rss_mb": m.peak_rss_mb, "last_day": last_day.isoformat(), "cut": cut.isoformat(),
               "held_back_files": [str(p.relative_to(sandbox)) for p in held_files],
-              "held_back_zhujian_rows": held_rows, "facts": m.result["facts"]}
+              "held_back_zhujian_rows": held_rows, "facts": m.result["facts"],
+              "step_peak_rss_mb": m.result.get("step_peak_rss_mb", {})}
     record_path.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
     ctx.log(f"[bench] {SCENARIO}: history built in {record['seconds']:.0f} s ({m.result['facts']['orders']:,} "
             f"orders); held back {len(held_files)} files and 住建局 rows {held_rows}")
@@ -223,7 +224,8 @@ def records(seconds: float, peak_rss_mb: float | None, result: dict, history: di
              "re-reads its source's lookback, 3 days by default): "
              + ", ".join(f"{k} {v['received']:,}" for k, v in result["loads"].items()) + f"; target ≤ {TARGET_SECONDS} s "
              f"({'within' if seconds <= TARGET_SECONDS else 'over'}); Dagster run {result['run_seconds']:.1f} s, "
-             f"the rest loads the definitions; history setup {history['seconds']:.0f} s, not measured ({built})")
+             f"the rest loads the definitions; history setup {history['seconds']:.0f} s, not measured ({built})"
+             + _peaks("the increment", result) + _peaks("the history build", history))
     details = {**result, "history": {k: v for k, v in history.items() if k != "key"}}
     if process_seconds is not None:
         details["process_seconds"] = round(process_seconds, 3)
@@ -249,6 +251,12 @@ def records(seconds: float, peak_rss_mb: float | None, result: dict, history: di
         out.append(_step(f"{SCENARIO} · other {len(rest)} steps", sum(s for _, s in rest), None,
                          ", ".join(f"{k} {v:.1f}" for k, v in rest)[:400] + "; floor: —"))
     return out
+
+
+def _peaks(what: str, record: dict, top: int = 4) -> str:
+    peaks = list(record.get("step_peak_rss_mb", {}).items())[:top]
+    return (f"; peak RSS of {what} by step (the run's process, sampled every 0.1 s): "
+            + ", ".join(f"{k} {v:,.0f} MB" for k, v in peaks)) if peaks else ""
 
 
 def _step(name: str, seconds: float, rows: int | None, notes: str) -> Stage:
@@ -297,7 +305,7 @@ def increment_daily_update(args: dict) -> dict:
     from orchestration.run import run_pipeline
 
     day = args["day"]
-    with Work() as work:
+    with Work() as work, RssSampler() as memory:
         runs = run_pipeline(day=date.fromisoformat(day))
     [(job, key, result)] = runs
     if not result.success:
@@ -307,8 +315,10 @@ def increment_daily_update(args: dict) -> dict:
     if skipped:  # a run that skipped steps did less than a day's work: its time would flatter
         raise RuntimeError(f"{job} [{key}] skipped {len(skipped)} steps: {', '.join(skipped)[:1000]}")
     instance = dg.DagsterInstance.get()
-    steps = {s.step_key: round(s.end_time - s.start_time, 3) for s in instance.get_run_step_stats(result.run_id)
-             if s.start_time and s.end_time}
+    step_stats = [s for s in instance.get_run_step_stats(result.run_id) if s.start_time and s.end_time]
+    steps = {s.step_key: round(s.end_time - s.start_time, 3) for s in step_stats}
+    step_peaks = {s.step_key: memory.peak_mb(s.start_time, s.end_time) for s in step_stats}
+    step_peak_rss_mb = dict(sorted(((k, v) for k, v in step_peaks.items() if v is not None), key=lambda kv: -kv[1]))
     run = instance.get_run_stats(result.run_id)
     dbt = _dbt_breakdown()
     with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
@@ -316,7 +326,8 @@ def increment_daily_update(args: dict) -> dict:
         change, loads = _change(con, args["history_warehouse"], day) if args.get("history_warehouse") else ({}, {})
     rows = change["new_orders"] + change["updated_orders"] if change else facts["orders"]
     return work.result(rows, day=day, run_id=result.run_id, run_seconds=round(run.end_time - run.start_time, 3),
-                       steps=steps, dbt=dbt, facts=facts, change=change, loads=loads)
+                       steps=steps, step_peak_rss_mb=step_peak_rss_mb, dbt=dbt, facts=facts, change=change,
+                       loads=loads)
 
 
 def _dbt_breakdown() -> dict[str, dict]:

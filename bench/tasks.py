@@ -14,6 +14,7 @@ import re
 import resource
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,6 +34,37 @@ def task(name: str):
 def maxrss_mb() -> float:
     divisor = 1024 * 1024 if sys.platform == "darwin" else 1024
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / divisor, 1)
+
+
+class RssSampler:
+    """The process's resident memory every `interval` seconds while the block runs (Linux /proc), as
+    (unix time, MB): which part of a run holds the peak. Child processes (dbt's CLI) are not in it."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval, self.samples = interval, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pages = int(Path("/proc/self/statm").read_text().split()[1])
+            except (OSError, ValueError, IndexError):
+                return
+            self.samples.append((time.time(), pages * resource.getpagesize() / 2**20))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mb(self, start: float, end: float) -> float | None:
+        within = [mb for at, mb in self.samples if start <= at <= end]
+        return round(max(within), 1) if within else None
 
 
 class Work:
