@@ -264,6 +264,7 @@ def validate_frame(suite: Suite, frame: pd.DataFrame, context=None) -> list[Chec
 
 SCRATCH = "suite_scratch"
 FRAME_TABLE = f"{SCRATCH}.suite_frame"
+ROWS_TABLE = f"{SCRATCH}.suite_rows"
 REMEMBERED_TABLE = "ops.validated_rows"
 ROW_HASH = "__row_hash"
 RULES_VERSION = 1  # raise when the way rows are judged changes: every remembered pass is then forgotten
@@ -336,11 +337,20 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
         return _run_suite(con, suite, context, chunk_rows, remember)
 
 
+def _stored_once(con, suite: Suite) -> Suite:
+    """The suite reading its frame from a scratch table when a uniqueness rule needs the frame twice
+    (its rows, and its keys' counts of copies): the frame query then runs once, not twice."""
+    if not _unique_columns(suite):
+        return suite
+    con.execute(f"create or replace table {ROWS_TABLE} as {suite.frame_sql}")
+    return replace(suite, frame_sql=f"select * from {ROWS_TABLE}")
+
+
 def _run_suite(con, suite: Suite, context, chunk_rows: int, remember: bool) -> SuiteResult:
     started = time.perf_counter()
     try:
+        counted, _ = _for_chunks(_stored_once(con, suite))
         if remember:
-            counted, _ = _for_chunks(suite)
             con.execute(f"create or replace table {FRAME_TABLE} as "
                         f"select *, hash(*columns(*)) as {ROW_HASH} from ({counted.frame_sql})")
             remembered = _remembered(con, suite, fingerprint(suite))
@@ -348,7 +358,6 @@ def _run_suite(con, suite: Suite, context, chunk_rows: int, remember: bool) -> S
                         f"from {FRAME_TABLE} where {ROW_HASH} not in (select row_hash from {remembered})")
             to_check = replace(suite, frame_sql=f"select * from {NEW_ROWS_TABLE}")
         else:  # the copies are counted once, here: chunks then only scan the table (no join held in memory)
-            counted, _ = _for_chunks(suite)
             con.execute(f"create or replace table {FRAME_TABLE} as {counted.frame_sql}")
             to_check = replace(suite, frame_sql=f"select * from {FRAME_TABLE}")
         day_counts = _day_counts(con, replace(suite, frame_sql=f"select * from {FRAME_TABLE}"))
@@ -359,7 +368,7 @@ def _run_suite(con, suite: Suite, context, chunk_rows: int, remember: bool) -> S
     except Exception as error:  # noqa: BLE001 - a missing table/column is the suite's schema failure
         return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame could not be read: {error}")
     finally:
-        for table in (FRAME_TABLE, NEW_ROWS_TABLE):
+        for table in (FRAME_TABLE, NEW_ROWS_TABLE, ROWS_TABLE):
             con.execute(f"drop table if exists {table}")
     for result in results:  # the rows not checked again passed every check before, unchanged
         result.element_count += rows - checked
