@@ -25,13 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import great_expectations as gx
 import pandas as pd
@@ -262,9 +258,7 @@ def validate_frame(suite: Suite, frame: pd.DataFrame, context=None) -> list[Chec
     return sorted(results, key=lambda r: [c.name for c in suite.checks].index(r.check.name))
 
 
-SCRATCH = "suite_scratch"
-FRAME_TABLE = f"{SCRATCH}.suite_frame"
-ROWS_TABLE = f"{SCRATCH}.suite_rows"
+FRAME_TABLE = "suite_frame"
 REMEMBERED_TABLE = "ops.validated_rows"
 ROW_HASH = "__row_hash"
 RULES_VERSION = 1  # raise when the way rows are judged changes: every remembered pass is then forgotten
@@ -291,7 +285,7 @@ def _remembered(con, suite: Suite, rules: str) -> str:
     return "remembered_rows"
 
 
-NEW_ROWS_TABLE = f"{SCRATCH}.suite_new_rows"
+NEW_ROWS_TABLE = "suite_new_rows"
 
 
 def _remembered_changes(con, failing_rows: pd.DataFrame):
@@ -312,53 +306,24 @@ def _remembered_changes(con, failing_rows: pd.DataFrame):
     return gained, lost
 
 
-@contextmanager
-def _scratch_database(con):
-    """A scratch DuckDB file attached as SCRATCH for the suite's frame tables, removed afterwards.
-    Not temporary tables: a spilled temporary table is read back into memory as the chunks scan it and
-    stays there (900 MB of DuckDB's 1 GB for the events at 1M); a file's blocks are evicted unwritten.
-    Beside the warehouse (DuckDB's own spill directory is there too), else in the system's temp folder."""
-    path = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0]
-    folder = Path(tempfile.mkdtemp(prefix=".suite-scratch-", dir=Path(path).parent if path else None))
-    con.execute(f"attach '{folder / 'scratch.duckdb'}' as {SCRATCH} (read_only false)")
-    try:
-        yield
-    finally:
-        con.execute(f"detach {SCRATCH}")
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, remember: bool = False) -> SuiteResult:
-    """Validate the suite's records; the frame query runs once, into a scratch table (a file of its own,
-    so this works on a read-only connection) that the counts and the chunks then read. With `remember`,
-    only rows not remembered as passing are validated (copied once into a scratch table of their own),
-    and the result carries what to remember and forget now (write it with remember_passes)."""
-    with _scratch_database(con):
-        return _run_suite(con, suite, context, chunk_rows, remember)
-
-
-def _stored_once(con, suite: Suite) -> Suite:
-    """The suite reading its frame from a scratch table when a uniqueness rule needs the frame twice
-    (its rows, and its keys' counts of copies): the frame query then runs once, not twice."""
-    if not _unique_columns(suite):
-        return suite
-    con.execute(f"create or replace table {ROWS_TABLE} as {suite.frame_sql}")
-    return replace(suite, frame_sql=f"select * from {ROWS_TABLE}")
-
-
-def _run_suite(con, suite: Suite, context, chunk_rows: int, remember: bool) -> SuiteResult:
+    """Validate the suite's records; the frame query runs once, into a temporary table (allowed on a
+    read-only connection) that the counts and the chunks then read. With `remember`, only rows not
+    remembered as passing are validated (copied once into a temporary table of their own), and the
+    result carries what to remember and forget now (write it with remember_passes)."""
     started = time.perf_counter()
     try:
-        counted, _ = _for_chunks(_stored_once(con, suite))
         if remember:
-            con.execute(f"create or replace table {FRAME_TABLE} as "
+            counted, _ = _for_chunks(suite)
+            con.execute(f"create or replace temp table {FRAME_TABLE} as "
                         f"select *, hash(*columns(*)) as {ROW_HASH} from ({counted.frame_sql})")
             remembered = _remembered(con, suite, fingerprint(suite))
-            con.execute(f"create or replace table {NEW_ROWS_TABLE} as select * exclude ({ROW_HASH}) "
+            con.execute(f"create or replace temp table {NEW_ROWS_TABLE} as select * exclude ({ROW_HASH}) "
                         f"from {FRAME_TABLE} where {ROW_HASH} not in (select row_hash from {remembered})")
             to_check = replace(suite, frame_sql=f"select * from {NEW_ROWS_TABLE}")
         else:  # the copies are counted once, here: chunks then only scan the table (no join held in memory)
-            con.execute(f"create or replace table {FRAME_TABLE} as {counted.frame_sql}")
+            counted, _ = _for_chunks(suite)
+            con.execute(f"create or replace temp table {FRAME_TABLE} as {counted.frame_sql}")
             to_check = replace(suite, frame_sql=f"select * from {FRAME_TABLE}")
         day_counts = _day_counts(con, replace(suite, frame_sql=f"select * from {FRAME_TABLE}"))
         rows = con.execute(f"select count(*) from {FRAME_TABLE}").fetchall()[0][0]
@@ -368,7 +333,7 @@ def _run_suite(con, suite: Suite, context, chunk_rows: int, remember: bool) -> S
     except Exception as error:  # noqa: BLE001 - a missing table/column is the suite's schema failure
         return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame could not be read: {error}")
     finally:
-        for table in (FRAME_TABLE, NEW_ROWS_TABLE, ROWS_TABLE):
+        for table in (FRAME_TABLE, NEW_ROWS_TABLE):
             con.execute(f"drop table if exists {table}")
     for result in results:  # the rows not checked again passed every check before, unchanged
         result.element_count += rows - checked
