@@ -255,7 +255,7 @@ def records(seconds: float, peak_rss_mb: float | None, result: dict, history: di
 
 def _peaks(what: str, record: dict, top: int = 4) -> str:
     peaks = list(record.get("step_peak_rss_mb", {}).items())[:top]
-    return (f"; peak RSS of {what} by step (the run's process, sampled every second): "
+    return (f"; peak RSS of {what} by step (the run's processes summed, sampled every second): "
             + ", ".join(f"{k} {v:,.0f} MB" for k, v in peaks)) if peaks else ""
 
 

@@ -4,6 +4,7 @@ location, not at import."""
 
 import dagster as dg
 
+from citizen_voice.memory import use_system_allocator
 from orchestration.defs import indicators, ingestion, operations, publish, quality, text, warehouse
 from orchestration.storage import relax_event_log_durability
 
@@ -29,6 +30,7 @@ def _owned(spec: dg.AssetSpec) -> dg.AssetSpec:
 @dg.definitions
 def defs() -> dg.Definitions:
     relax_event_log_durability()  # every process that loads the code location stores events
+    use_system_allocator()  # so that the jobs' after-step hook can hand freed Arrow memory back
     domains = dg.Definitions.merge(
         ingestion.build_defs(),
         warehouse.build_defs(),

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from citizen_voice.memory import release_unused
 from citizen_voice.ops.alerts import Alert, raise_alert, run_link
 from orchestration.defs.partitions import DAILY, MONTHLY, WEEKLY
 
@@ -58,6 +59,20 @@ def alert_on_failure(context: dg.RunFailureSensorContext):
     context.log.info(f"alert {alert_id} recorded for run {context.dagster_run.run_id}; webhook {delivery}")
 
 
+@dg.success_hook(name="release_memory_after_step")
+def release_memory_after_step(_context: dg.HookContext) -> None:
+    """Steps of an in-process run share one process: hand back what the step freed before the next."""
+    release_unused()
+
+
+@dg.failure_hook(name="release_memory_after_failed_step")
+def release_memory_after_failed_step(_context: dg.HookContext) -> None:
+    release_unused()
+
+
+RELEASE_MEMORY = {release_memory_after_step, release_memory_after_failed_step}
+
+
 def _keys_by_partitioning(domains: dg.Definitions) -> dict[str, list[dg.AssetKey]]:
     graph = domains.resolve_asset_graph()
     found: dict[str, list[dg.AssetKey]] = {DAILY_JOB: [], WEEKLY_JOB: [], MONTHLY_JOB: []}
@@ -84,10 +99,10 @@ def jobs_and_schedules(domains: dg.Definitions) -> tuple[list, list]:
     default: each run goes through the one-writer warehouse pool."""
     keys = _keys_by_partitioning(domains)
     daily, monthly = keys[DAILY_JOB], keys[MONTHLY_JOB]
-    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*daily),
+    daily_job = dg.define_asset_job(DAILY_JOB, selection=dg.AssetSelection.assets(*daily), hooks=RELEASE_MEMORY,
                                     description="The morning update: loads, warehouse, checks, text, daily "
                                                 "indicators and publications.")
-    monthly_job = dg.define_asset_job(MONTHLY_JOB, selection=dg.AssetSelection.assets(*monthly),
+    monthly_job = dg.define_asset_job(MONTHLY_JOB, selection=dg.AssetSelection.assets(*monthly), hooks=RELEASE_MEMORY,
                                       description="Monthly indicators, scores, rankings and the 市民之声 bulletin.")
     has_daily_partitions = any(domains.resolve_asset_graph().get(k).partitions_def == DAILY for k in daily)
     if has_daily_partitions:
@@ -104,6 +119,7 @@ def jobs_and_schedules(domains: dg.Definitions) -> tuple[list, list]:
     jobs, schedules = [daily_job, monthly_job], [daily_schedule, monthly_schedule]
     if keys[WEEKLY_JOB]:
         weekly_job = dg.define_asset_job(WEEKLY_JOB, selection=dg.AssetSelection.assets(*keys[WEEKLY_JOB]),
+                                         hooks=RELEASE_MEMORY,
                                          description="The weekly brief of the week just finished.")
         jobs.append(weekly_job)
         schedules.append(dg.build_schedule_from_partitioned_job(

@@ -121,3 +121,9 @@ def test_automation_is_on_by_default(definitions):
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors)
     assert {"chengguan_new_files", "gongdian_new_files", "survey_new_files", "alert_on_failure"} <= {
         s.name for s in sensors}
+
+
+def test_every_job_hands_memory_back_after_each_step(definitions):
+    """The daily run executes its steps in one process: each step's freed memory must not be carried on."""
+    for job in (definitions.resolve_job_def(name) for name in ("daily_update", "weekly_brief", "monthly_bulletin")):
+        assert {"release_memory_after_step", "release_memory_after_failed_step"} <= {h.name for h in job.hook_defs}
