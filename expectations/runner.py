@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 import great_expectations as gx
 import pandas as pd
 
+from citizen_voice import settings
 from citizen_voice.memory import release_unused, use_system_allocator
 from citizen_voice.warehouse import has_table
 from expectations.core import RECORD_KEY, Check, Suite
@@ -319,9 +320,12 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
             con.execute(f"create or replace temp table {FRAME_TABLE} as "
                         f"select *, hash(*columns(*)) as {ROW_HASH} from ({counted.frame_sql})")
             remembered = _remembered(con, suite, fingerprint(suite))
-            con.execute(f"create or replace temp table {NEW_ROWS_TABLE} as select * exclude ({ROW_HASH}) "
-                        f"from {FRAME_TABLE} where {ROW_HASH} not in (select row_hash from {remembered})")
-            to_check = replace(suite, frame_sql=f"select * from {NEW_ROWS_TABLE}")
+            if con.execute(f"select count(*) from {remembered}").fetchone()[0]:
+                con.execute(f"create or replace temp table {NEW_ROWS_TABLE} as select * exclude ({ROW_HASH}) "
+                            f"from {FRAME_TABLE} where {ROW_HASH} not in (select row_hash from {remembered})")
+                to_check = replace(suite, frame_sql=f"select * from {NEW_ROWS_TABLE}")
+            else:  # nothing remembered (a first run, a rebuild, new rules): every row, without a second copy
+                to_check = replace(suite, frame_sql=f"select * exclude ({ROW_HASH}) from {FRAME_TABLE}")
         else:  # the copies are counted once, here: chunks then only scan the table (no join held in memory)
             counted, _ = _for_chunks(suite)
             con.execute(f"create or replace temp table {FRAME_TABLE} as {counted.frame_sql}")
@@ -347,15 +351,25 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
 ALLOCATOR_FLUSH = {"allocator_flush_threshold": "32MB", "allocator_background_threads": "true"}
 
 
+# The suites' frame tables spill, and DuckDB fills its whole limit with their blocks read back as the chunks
+# scan them. At 512 MB the whole-year events suite at 1M peaks at 1,276 MB instead of 1,727 MB (43 % slower:
+# 62 s instead of 43 s); its daily run (only new rows validated) at 877 MB instead of 1,351 MB (10.7 s, 9.5 s).
+SUITE_MEMORY_LIMIT = "512MB"
+
+
 def run_suites(con, suites: list[Suite], remember: bool = False) -> list[SuiteResult]:
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     for name, value in ALLOCATOR_FLUSH.items():
         con.execute(f"set {name} = '{value}'")
     use_system_allocator()
-    context, results = _context(), []
-    for suite in suites:  # each suite starts from the memory the one before it freed
-        results.append(run_suite(con, suite, context, remember=remember))
-        release_unused()
+    con.execute(f"set memory_limit = '{SUITE_MEMORY_LIMIT}'")
+    try:
+        context, results = _context(), []
+        for suite in suites:  # each suite starts from the memory the one before it freed
+            results.append(run_suite(con, suite, context, remember=remember))
+            release_unused()
+    finally:  # the platform's limit (DuckDB reports a limit rounded, so the one read before is not exact)
+        con.execute(f"set memory_limit = '{settings.duckdb_config()['memory_limit']}'")
     return results
 
 

@@ -18,7 +18,7 @@ from citizen_voice import warehouse
 from citizen_voice.quality import quarantine, scorecard
 from expectations import marts, raw
 from expectations.core import ValueSets
-from expectations.runner import SuiteResult, remember_passes, run_suite
+from expectations.runner import SuiteResult, remember_passes, run_suites
 from orchestration.defs import WAREHOUSE_POOL
 
 QUARANTINE_KEY = dg.AssetKey(["quality", "quarantine"])
@@ -113,7 +113,7 @@ def _suite_check(asset_key: tuple[str, ...]) -> dg.AssetChecksDefinition:
     def suite_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         with warehouse.connect(read_only=True) as con:
             values = ValueSets(con)
-            results = [run_suite(con, suite, remember=True) for suite in marts.suites_for(asset_key, values)]
+            results = run_suites(con, marts.suites_for(asset_key, values), remember=True)
         with warehouse.connect() as con:
             remember_passes(con, results)
         critical = [r for result in results for r in result.failed("critical")]

@@ -22,3 +22,27 @@ def test_a_chunk_without_failures_is_not_kept_alive_by_its_empty_failing_rows():
     assert kept.empty and list(kept.columns) == ["record_key", "note"]
     assert str(kept["note"].dtype) == "str"
     assert freed > 10_000_000  # the chunk's Arrow buffers (~20 MB) are released, not held by the empty result
+
+
+def test_suites_run_under_their_own_memory_limit_then_the_platforms_again(monkeypatch):
+    import duckdb
+    import great_expectations as gx
+
+    from expectations.core import Check, Suite
+    from expectations.runner import SUITE_MEMORY_LIMIT, run_suites
+
+    monkeypatch.setenv("CV_DUCKDB_MEMORY_LIMIT", "1GB")
+    with duckdb.connect() as con:
+        con.execute("set memory_limit = '1GB'")
+        before = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        during = duckdb.connect()
+        during.execute(f"set memory_limit = '{SUITE_MEMORY_LIMIT}'")
+        expected = during.execute("select current_setting('memory_limit')").fetchone()[0]
+        suite = Suite("test.limit", ("test", "limit"),
+                      "select 'r1' as record_key, current_setting('memory_limit') as memory_limit",
+                      checks=(Check("test.limit.lowered", gx.expectations.ExpectColumnValuesToBeInSet(
+                          column="memory_limit", value_set=[expected])),))
+        [result] = run_suites(con, [suite])
+        assert expected != before
+        assert not result.errors and not result.failed(), [r.failing for r in result.results]
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == before
