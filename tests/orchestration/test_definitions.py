@@ -123,7 +123,9 @@ def test_automation_is_on_by_default(definitions):
         s.name for s in sensors}
 
 
-def test_every_job_hands_memory_back_after_each_step(definitions):
-    """The daily run executes its steps in one process: each step's freed memory must not be carried on."""
+def test_every_job_runs_its_steps_in_one_process_and_hands_memory_back_after_each(definitions):
+    """Also when the daemon launches it (the default executor would start a process per step, each loading
+    the definitions again); in one process, each step's freed memory must not be carried on."""
     for job in (definitions.resolve_job_def(name) for name in ("daily_update", "weekly_brief", "monthly_bulletin")):
+        assert job.executor_def.name == dg.in_process_executor.name
         assert {"release_memory_after_step", "release_memory_after_failed_step"} <= {h.name for h in job.hook_defs}
