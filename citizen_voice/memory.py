@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import gc
 
 import pyarrow as pa
 
@@ -34,8 +33,9 @@ def use_system_allocator() -> None:
 
 
 def release_unused() -> None:
-    """Collect garbage, then return the free pages of Arrow's pool and of malloc to the system."""
-    gc.collect()
+    """Return the free pages of Arrow's pool and of malloc to the system (about 10 ms). No gc.collect():
+    with the platform loaded it takes 0.3 s, 10 s over a daily run's steps, and freed 16-34 MB after the
+    whole-year events suite, against 750 MB that the trim gave back."""
     pa.default_memory_pool().release_unused()
     libc = _libc()
     if libc is not None:
