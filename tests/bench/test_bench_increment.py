@@ -60,13 +60,13 @@ def test_daily_increment_loads_the_last_day_on_top_of_the_history(tmp_path, run_
     named = [name.split(" · ", 1)[1] for name in step_records if not name.startswith("daily-increment · other ")]
     assert named and set(named) <= set(steps)
     assert len(named) == min(8, len(steps))
-    # the memory of each step, sampled once a second in the run's process: every step long enough to hold
-    # a sample has its peak, the largest first, none above the process's own peak (ru_maxrss)
+    # the memory of each step, sampled once a second over the run's process and those under it (dbt's CLI):
+    # every step long enough to hold a sample has its peak, the largest first; the process is in the sum
     for record in (details, history):
         peaks = record["step_peak_rss_mb"]
         assert peaks and set(peaks) <= set(steps)
         assert list(peaks.values()) == sorted(peaks.values(), reverse=True)
     assert {step for step, seconds in steps.items() if seconds >= 3} <= set(details["step_peak_rss_mb"])
-    assert 0 < max(details["step_peak_rss_mb"].values()) <= whole["peak_rss_mb"]
+    assert max(details["step_peak_rss_mb"].values()) >= 0.5 * whole["peak_rss_mb"] > 0
     assert "peak RSS of the increment by step" in whole["notes"]
     assert not (tmp_path / "unused.duckdb").exists()
