@@ -61,8 +61,8 @@ def tree_rss_mb(root: int) -> float:
 class RssSampler:
     """The resident memory of this process and every process under it (Linux /proc) every `interval`
     seconds while the block runs, as (unix time, MB): which part of a run holds the peak. The processes
-    are summed, so with steps in their own processes or dbt's CLI running, the figure is the machine's
-    cost of the run (pages shared between them counted in each: an upper bound).
+    are summed, so while dbt's CLI or jieba's workers run, the figure is the machine's cost of the run
+    (pages shared between them counted in each: an upper bound).
     Once a second: sampling every 0.1 s slowed the run (the 12345 API load at 1M took 21 s instead of 10 s)."""
 
     def __init__(self, interval: float = 1.0):
