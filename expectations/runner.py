@@ -167,9 +167,11 @@ def _counted_sql(frame_sql: str, columns: list[str]) -> str:
     """The frame with each column's count of copies over the whole frame (null for a null value).
     A join on a grouped count, not `count(*) over (partition by …)`: a window drags every column of
     the frame through its partitioning, the grouped count reads only the one column."""
-    counts = ", ".join(f'copies_{i}.copies as "{_copies_column(column)}"' for i, column in enumerate(columns))
-    joins = " ".join(f'left join (select "{column}" as copied, count(*) as copies from ({frame_sql}) group by 1) '
-                     f'as copies_{i} on copies_{i}.copied = suite_rows."{column}"' for i, column in enumerate(columns))
+    counts = ", ".join(f'case when suite_rows."{column}" is not null then coalesce(copies_{i}.copies, 1) end '
+                       f'as "{_copies_column(column)}"' for i, column in enumerate(columns))
+    joins = " ".join(f'left join (select "{column}" as copied, count(*) as copies from ({frame_sql}) group by 1 '
+                     f'having count(*) > 1) as copies_{i} on copies_{i}.copied = suite_rows."{column}"'
+                     for i, column in enumerate(columns))
     return f"select suite_rows.*, {counts} from ({frame_sql}) as suite_rows {joins}"
 
 

@@ -207,6 +207,8 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
         if report.reused_previous:
             shutil.copyfile(target, tmp)  # a new file (default mode, writable): the previous one is untouched
         with duckdb.connect(str(tmp)) as con:
+            for name, value in settings.duckdb_config().items():  # not DuckDB's default of 80 % of the RAM
+                con.execute(f"set {name} = '{value}'")
             literal = str(source_path).replace("'", "''")
             con.execute(f"attach '{literal}' as {SOURCE} (read_only)")
             con.execute(f"attach ':memory:' as {DELTA}")

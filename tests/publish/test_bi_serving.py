@@ -44,6 +44,18 @@ def test_snapshot_copies_the_marts_and_indicators(publish_city, tmp_path):
     assert sorted(p.name for p in report.path.parent.iterdir()) == ["warehouse.duckdb"]  # no temp files
 
 
+def test_the_snapshot_works_within_the_platforms_memory_limit(publish_city, tmp_path, monkeypatch):
+    """Its connection takes the platform's limit, not DuckDB's default of 80 % of the RAM (at 1M it held
+    1.9 GB): under a limit far too small the copy runs out of memory, and no partial snapshot is left."""
+    monkeypatch.setenv("CV_DUCKDB_MEMORY_LIMIT", "1MB")
+    with pytest.raises(duckdb.OutOfMemoryException):
+        snapshot.publish_snapshot(publish_city["warehouse"], tmp_path, known=None)
+    assert not (tmp_path / "serving" / "warehouse.duckdb").exists()
+    assert list((tmp_path / "serving").iterdir()) == []
+    monkeypatch.setenv("CV_DUCKDB_MEMORY_LIMIT", "256MB")
+    assert snapshot.publish_snapshot(publish_city["warehouse"], tmp_path, known=None).tables
+
+
 def test_a_reader_keeps_its_snapshot_during_a_publish(publish_city, tmp_path):
     first = snapshot.publish_snapshot(publish_city["warehouse"], tmp_path, known=None, run_id="old")
     reader = subprocess.Popen([sys.executable, "-c", READER, str(first.path)], stdin=subprocess.PIPE,
