@@ -129,3 +129,31 @@ def test_every_job_runs_its_steps_in_one_process_and_hands_memory_back_after_eac
     for job in (definitions.resolve_job_def(name) for name in ("daily_update", "weekly_brief", "monthly_bulletin")):
         assert job.executor_def.name == dg.in_process_executor.name
         assert {"release_memory_after_step", "release_memory_after_failed_step"} <= {h.name for h in job.hook_defs}
+
+
+def test_the_dbt_resource_starts_dbt_without_asking_its_version_or_loading_its_adapter(definitions, monkeypatch,
+                                                                                       tmp_path):
+    """The dbt in this environment is the dbt-core package installed here: its version is read, not asked of
+    a `dbt --version` subprocess; no adapter is loaded in this process (the assets fetch no row counts)."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    from orchestration.defs.warehouse import WarehouseDbtResource
+
+    resource = definitions.resources["dbt"]
+    assert isinstance(resource, WarehouseDbtResource)
+    assert Path(resource.dbt_executable).parent == Path(sys.executable).parent
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(subprocess, "check_output", no_subprocess)
+    assert str(resource._cli_version) == version("dbt-core")
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
+    monkeypatch.undo()
+    other_dbt = tmp_path / "dbt"  # a dbt outside this environment is asked, as dagster-dbt does
+    other_dbt.write_text("#!/bin/sh\necho 'Core:'\necho '  - installed: 1.9.4'\n")
+    other_dbt.chmod(0o755)
+    elsewhere = WarehouseDbtResource(project_dir=resource.project_dir, dbt_executable=str(other_dbt))
+    assert str(elsewhere._cli_version) == "1.9.4"
