@@ -166,7 +166,9 @@ def _for_chunks(suite: Suite, counted: bool = False) -> tuple[Suite, dict[str, s
 def _counted_sql(frame_sql: str, columns: list[str]) -> str:
     """The frame with each column's count of copies over the whole frame (null for a null value).
     A join on a grouped count, not `count(*) over (partition by …)`: a window drags every column of
-    the frame through its partitioning, the grouped count reads only the one column."""
+    the frame through its partitioning, the grouped count reads only the one column. Only the values
+    with copies are joined (every other value has one): for the 5.4 M events at 1M the join's other
+    side is a handful of rows instead of 5.4 M (the frame in 3.9 s instead of 5.5 s)."""
     counts = ", ".join(f'case when suite_rows."{column}" is not null then coalesce(copies_{i}.copies, 1) end '
                        f'as "{_copies_column(column)}"' for i, column in enumerate(columns))
     joins = " ".join(f'left join (select "{column}" as copied, count(*) as copies from ({frame_sql}) group by 1 '

@@ -165,14 +165,14 @@ def aggregate_sql(con: duckdb.DuckDBPyConnection, catalogue: Catalogue, period: 
 
     Every figure is a count or a sum, so the rows are first summed once per combination of the grains'
     columns and the grains are then rolled up from those sums: the indicators' filters run over the
-    period's rows once instead of once per grain (at 1M, a month in 0.4 s instead of 0.9 s)."""
+    period's rows once instead of once per grain (at 1M, 12 months computed in 5.7 s instead of 11.9 s)."""
     used_columns = sorted({i.period_by for i in indicators})
     periods_filter = " or ".join(_in_period(c, period) for c in used_columns)
     sums, structs = [], []
     for index, indicator in enumerate(indicators):
         population = population_sql(catalogue, indicator, period)
         if indicator.kind == "count":
-            numerator, denominator = f"count(*) filter (where {population})", None
+            numerator, denominator = f"count(*) filter (where {population})", "null"
         elif indicator.kind == "daily_average":
             numerator, denominator = f"count(*) filter (where {population})", str(days_covered(con, period))
         elif indicator.kind == "mean":
@@ -183,8 +183,8 @@ def aggregate_sql(con: duckdb.DuckDBPyConnection, catalogue: Catalogue, period: 
             numerator = f"coalesce(sum({weight}) filter (where {population} and {where}), 0)"
             denominator = f"count(*) filter (where {population})"
         sums.append(f"cast({numerator} as double) as n_{index}")
-        if denominator is None or indicator.kind == "daily_average":  # a constant: not summed over groups
-            rolled_denominator = f"cast({denominator or 'null'} as double)"
+        if indicator.kind in ("count", "daily_average"):  # the denominator is a constant, not summed
+            rolled_denominator = f"cast({denominator} as double)"
         else:
             sums.append(f"cast({denominator} as double) as d_{index}")
             rolled_denominator = f"sum(d_{index})"

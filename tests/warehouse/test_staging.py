@@ -74,6 +74,30 @@ def test_build_is_green(staged):
     assert any(s == "warn" and "has_unmapped_codes" in k for k, s in statuses.items())
 
 
+def dbt_memory_limit(staged, dbt, env: dict[str, str]) -> str:
+    """The memory limit of the DuckDB connection dbt opens with the project's profile."""
+    result = dbt(staged["work"], "show", "--inline", "select current_setting('memory_limit') as memory_limit",
+                 "--output", "json", "--log-format", "json", warehouse=staged["warehouse"], env=env,
+                 name="dbt_show", timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+    shown = [json.loads(line)["data"] for line in result.stdout.splitlines() if '"preview"' in line]
+    return json.loads(shown[-1]["preview"])[0]["memory_limit"]
+
+
+def duckdb_rendering(limit: str) -> str:
+    with duckdb.connect() as con:
+        con.execute(f"set memory_limit = '{limit}'")
+        return con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+
+def test_dbt_runs_under_its_own_memory_limit(staged, dbt, monkeypatch):
+    """dbt's process runs beside the Dagster process, so its DuckDB gets 512 MB by default, less than the
+    platform's 1 GB (CV_DUCKDB_MEMORY_LIMIT does not raise it); CV_DBT_MEMORY_LIMIT sets it."""
+    monkeypatch.delenv("CV_DBT_MEMORY_LIMIT", raising=False)
+    assert dbt_memory_limit(staged, dbt, {"CV_DUCKDB_MEMORY_LIMIT": "1GB"}) == duckdb_rendering("512MB")
+    assert dbt_memory_limit(staged, dbt, {"CV_DBT_MEMORY_LIMIT": "300MB"}) == duckdb_rendering("300MB")
+
+
 def test_hotline_orders_carry_true_values_and_only_masked_caller_fields(staged, truth):
     faulted = {f["order_no"] for f in truth["faults"] if f["system"] == "hotline"}
     staged_rows = rows(staged, "select * from staging.stg_hotline__orders")
