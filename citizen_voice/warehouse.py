@@ -29,6 +29,13 @@ def transaction(con: duckdb.DuckDBPyConnection):
     con.execute("commit")
 
 
+def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
+    """The platform's DuckDB settings (settings.duckdb_config) on a connection it opened itself.
+    SET, not connect(config=...): DuckDB refuses a second connection to a file opened with other options."""
+    for name, value in settings.duckdb_config().items():
+        con.execute(f"set global {name} = '{value}'")
+
+
 @contextmanager
 def connect(path: Path | None = None, read_only: bool = False):
     path = Path(path or settings.warehouse_path())
@@ -36,9 +43,7 @@ def connect(path: Path | None = None, read_only: bool = False):
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run the pipeline first (make demo)")
     con = duckdb.connect(str(path), read_only=read_only)
     try:
-        # SET, not connect(config=...): DuckDB refuses a second connection to a file opened with other options
-        for name, value in settings.duckdb_config().items():
-            con.execute(f"set global {name} = '{value}'")
+        apply_settings(con)
         yield con
     finally:
         con.close()

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import duckdb
 
-from citizen_voice import settings
+from citizen_voice import settings, warehouse
 from citizen_voice.publish import files, gate
 from citizen_voice.publish.config import PublishConfig, load_config
 
@@ -207,8 +207,7 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
         if report.reused_previous:
             shutil.copyfile(target, tmp)  # a new file (default mode, writable): the previous one is untouched
         with duckdb.connect(str(tmp)) as con:
-            for name, value in settings.duckdb_config().items():  # not DuckDB's default of 80 % of the RAM
-                con.execute(f"set {name} = '{value}'")
+            warehouse.apply_settings(con)  # not DuckDB's default memory limit of 80 % of the RAM
             literal = str(source_path).replace("'", "''")
             con.execute(f"attach '{literal}' as {SOURCE} (read_only)")
             con.execute(f"attach ':memory:' as {DELTA}")
