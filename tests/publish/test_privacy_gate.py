@@ -103,3 +103,15 @@ def test_without_a_sandbox_manifest_only_shapes_count(tmp_path, monkeypatch):
         gate.gate_files([tmp_path / "x.json"])
     assert [h.kind for h in error.value.hits] == ["phone"]  # the shape; the name is unknown without a manifest
     assert json.loads((tmp_path / "x.json").read_text(encoding="utf-8"))  # the file itself is untouched
+
+
+@pytest.mark.parametrize(("value", "found"), [
+    ("GD20150123456780-01", False),  # the known phone as a window of an event id's digits: chance, not a hit
+    ("GD2026150123456780", False),
+    ("TEL15012345678", True),  # the code's whole digits
+    ("Tel 150 1234 5678", True),  # after a separator the digits are a number, joined across separators
+    ("GD2026-15012345678", True),  # a number after a code
+    ("+8615012345678", True),  # inside a longer run of digits
+])
+def test_known_numbers_in_codes_count_only_as_the_codes_whole_digits(value, found):
+    assert bool(gate.classify(value, KNOWN)) is found

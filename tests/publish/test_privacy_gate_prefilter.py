@@ -1,5 +1,5 @@
 """The privacy gate rules most values out in DuckDB before classify() sees them. That pre-filter must
-drop no hit: for tricky values (a known number inside a code, numbers next to a pseudonym, a digest
+drop no hit: for tricky values (a known number as a code's digits, numbers next to a pseudonym, a digest
 or a fraction, full-width digits, separators) the gate reports, column by column, exactly what
 classify() says of each value; checking the cells in many small batches changes nothing; and a phone
 number stored as BIGINT or DECIMAL in a DuckDB table is found (DATE and BOOLEAN columns hold none)."""
@@ -19,10 +19,11 @@ HEX = "ab12" * 6  # 24 hex digits: a pseudonym's or digest's
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 KNOWN = gate.KnownValues(names=frozenset({"欧阳娜娜", "张伟"}), numbers={KNOWN_PHONE: "phone", ID_NO: "id_no"})
 TRICKY = {  # column -> value
-    "in_code": f"GD{KNOWN_PHONE}01",  # a known number inside a code: only the known-number check finds it
+    "in_code": f"TEL{KNOWN_PHONE}",  # a known number as a code's digits: only the known-number check finds it
+    "window_in_code": f"GD{KNOWN_PHONE}01",  # no hit: a window of a longer code's digits is chance at scale
     "in_run": f"{KNOWN_PHONE}9",  # inside a longer run of digits
     "full_width_in_code": "GD" + "".join(c.translate(FULL_WIDTH) if i % 2 else c for i, c in enumerate(KNOWN_PHONE)),
-    "across_digest": f"GD150-{HEX}-12345678",  # the known phone once the digest is read as a space
+    "across_digest": f"150-{HEX}-12345678",  # the known phone once the digest is read as a space
     "after_digest": f"#{HEX}(0755)12345678",
     "after_pseudonym": f"ph_{HEX} {PHONE}",
     "after_fraction": f"比率1.5-{PHONE}",
