@@ -48,8 +48,9 @@ from citizen_voice import settings
 from citizen_voice.privacy import PSEUDONYM_HEX_CHARS, find_personal_data, mask
 
 PERSONAL_VALUES = Path("truth") / "personal_values.parquet"
-# Bump when what the gate finds changes: every recorded `gated_against` then asks for a full scan.
-GATE_VERSION = "gate-3"
+# Bump when the gate finds more than before: every recorded `gated_against` then asks for a full scan.
+# (Not when it finds less, as when windows of codes' digits stopped counting: what passed passes again.)
+GATE_VERSION = "gate-2"
 NO_KNOWN_VALUES = f"{GATE_VERSION}:none"
 KNOWN_VALUES_RECORDS = ".privacy_gate"  # under the sandbox folder: the known values gated against
 KEPT_RECORDS = 4
