@@ -36,6 +36,21 @@ def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"set global {name} = '{value}'")
 
 
+def scratch_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory database under the platform's settings, for work beside the warehouse (the privacy
+    gate's scans, the Open311 API's table). Without them it could take 80 % of the RAM, and what it
+    spilled would go to .tmp in whatever the working directory is: it goes beside the warehouse."""
+    con = duckdb.connect()
+    try:
+        apply_settings(con)
+        spill = str(settings.warehouse_path().parent / "scratch.tmp").replace("'", "''")
+        con.execute(f"set temp_directory = '{spill}'")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 @contextmanager
 def connect(path: Path | None = None, read_only: bool = False):
     path = Path(path or settings.warehouse_path())

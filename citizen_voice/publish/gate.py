@@ -44,7 +44,7 @@ from queue import Queue
 
 import duckdb
 
-from citizen_voice import settings
+from citizen_voice import settings, warehouse
 from citizen_voice.privacy import PSEUDONYM_HEX_CHARS, find_personal_data, mask
 
 PERSONAL_VALUES = Path("truth") / "personal_values.parquet"
@@ -565,7 +565,7 @@ def scan_file(path: Path, known: KnownValues | None, con: duckdb.DuckDBPyConnect
     suffix = path.suffix.lower()
     if suffix in TABULAR_SUFFIXES:
         own = con is None
-        con = con or duckdb.connect()
+        con = con or warehouse.scratch_connection()
         try:
             return scan_relation(con, _tabular_relation(path), str(path), known)[0]
         finally:
@@ -597,7 +597,7 @@ def gate_files(paths: Iterable[Path], known: KnownValues | None = None, *, use_m
         files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     if known_only and (known is None or known.empty):
         return GateReport()
-    with duckdb.connect() as con, _TabularScan(con, known, shapes=not known_only) as scan:
+    with warehouse.scratch_connection() as con, _TabularScan(con, known, shapes=not known_only) as scan:
         for file in files:
             if file.suffix.lower() in TABULAR_SUFFIXES:
                 scan.add_relation(_Relation(_tabular_relation(file), str(file), all_text=file.suffix.lower() == ".csv"))

@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import duckdb
 
-from citizen_voice import settings
+from citizen_voice import settings, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class OpenDataset:
                 raise ApiError(503, "the open dataset has not been published yet") from None
             stamp = (stat.st_ino, stat.st_mtime_ns)  # a folder is new (another inode) with each publication
             if stamp != self._stamp:
-                con = duckdb.connect()
+                con = warehouse.scratch_connection()
                 source = self.path / "month=*" / "part.parquet" if self.path.is_dir() else self.path
                 literal = str(source).replace("'", "''")
                 con.execute(f"create table requests as select * from read_parquet('{literal}', hive_partitioning = false)")

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
-from citizen_voice import settings
+from citizen_voice import warehouse
 from citizen_voice.publish import gate
 from citizen_voice.publish.config import PublishConfig, SharedTable, load_config
 from citizen_voice.publish.gate import Hit, KnownValues, PersonalDataFound
@@ -202,7 +202,7 @@ def scan_postgres(cur, tables: list[SourceTable], known: KnownValues | None) -> 
     as it judges the published files and the snapshot's tables."""
     names = sorted(known.names) if known is not None else []
     hits: list[Hit] = []
-    with duckdb.connect() as con:
+    with warehouse.scratch_connection() as con:
         for table in tables:
             target = _ident(table.schema, table.name)
             candidates: dict[str, list[str]] = {}
@@ -253,7 +253,7 @@ def publish_postgres(url: str | None = None, warehouse_path=None, config: Publis
         known = gate.load_known_values()
     report = PostgresReport()
     specs = {spec.table: spec for spec in config.department_shares.tables}
-    with duckdb.connect(str(warehouse_path or settings.warehouse_path()), read_only=True) as con, \
+    with warehouse.connect(warehouse_path, read_only=True) as con, \
             closing(psycopg2.connect(libpq_dsn(url))) as pg:
         schemas = [r[0] for r in con.execute(
             "select schema_name from information_schema.schemata where catalog_name = current_database()"
