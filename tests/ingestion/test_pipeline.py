@@ -101,6 +101,10 @@ def test_file_source_reconciles_and_quarantines_with_reasons(drops, tmp_path, pi
     assert any("truncated" in r for r in reasons)  # the rejected file is on record too
     for _, payload in quarantined:  # quarantined records are protected like loaded ones
         assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", payload)
+    # the loaded package keeps its record, not a second copy of the data beside the warehouse
+    [package] = (tmp_path / ".dlt_pipelines" / "cv_raw_chengguan" / "load" / "loaded").iterdir()
+    assert (package / "load_package_state.json").exists()
+    assert not [p for p in package.rglob("*") if p.is_file() and p.parent.name.endswith("_jobs")]
 
 
 def test_new_columns_are_added_and_reported(drops, tmp_path):
