@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import signal
 import unicodedata
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -160,6 +161,9 @@ _worker: Segmenter | None = None
 
 
 def _init_worker(vocabulary: Vocabulary) -> None:
+    # Pool.terminate() stops its workers with SIGTERM; a worker that inherited it ignored (a process started
+    # in the background by some launchers does) cannot be stopped, and terminate() then waits for it forever
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     global _worker
     _worker = Segmenter(vocabulary)
 

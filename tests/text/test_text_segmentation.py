@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import duckdb
 import jieba
 
 from citizen_voice.text import tokens
 from citizen_voice.text.segment import (
     STOPWORDS_FILE,
+    SegmentationPool,
     Segmenter,
     Vocabulary,
     _is_word,
@@ -64,3 +69,24 @@ def test_a_daily_increment_segments_only_new_and_changed_texts(warehouse_copy):
         # an order that left the facts loses its tokens
         con.execute(f"delete from {tokens.TEXTS} where order_no = ?", [edited])
         assert tokens.update_order_tokens(con)["removed"] == 1
+
+
+def _ignored_signals(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+
+
+def test_pool_workers_can_be_stopped_even_if_their_parent_ignores_sigterm():
+    """Pool.terminate() stops workers with SIGTERM: a worker that inherited it ignored (some launchers start
+    background processes so) kept CI waiting forever when it sat on the pool's queue lock."""
+    vocabulary = Vocabulary.build(["望海街道"])
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with SegmentationPool(vocabulary, workers=2) as pool:
+            assert [tokens for _, tokens in pool.segment([(0, ["望海街道的路灯坏了"])])] == [
+                Segmenter(vocabulary).segment(["望海街道的路灯坏了"])]
+            workers = [process.pid for process in pool._pool._pool]
+            assert _ignored_signals(os.getpid()) & (1 << (signal.SIGTERM - 1))  # the parent does ignore it
+            assert workers and not any(_ignored_signals(pid) & (1 << (signal.SIGTERM - 1)) for pid in workers)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
