@@ -83,7 +83,14 @@ def train_default(con, vocabulary, root: Path | None = None, test_share: float =
     """Evaluate on a held-out split of the training set (the most recent `limit` labelled orders, default
     TRAINING_ORDERS), train on all of it, save the artifact; returns (folder, metrics)."""
     limit = TRAINING_ORDERS if limit is None else limit
-    docs, labels, tree = training_data(con, limit)
+    return train_and_save(*training_data(con, limit), vocabulary, root, test_share, limit)
+
+
+def train_and_save(docs: list[str], labels: list[str], tree: dict, vocabulary, root: Path | None = None,
+                   test_share: float = 0.2, limit: int | None = None) -> tuple[Path, dict]:
+    """train_default on training data already read (so the warehouse connection can be closed before the
+    fit: at 1M its buffers held 360 MB through the training)."""
+    limit = TRAINING_ORDERS if limit is None else limit
     if len(set(labels)) < 2:
         raise ValueError("the warehouse has fewer than two labelled categories: nothing to learn")
     evaluation = classify.evaluate(docs, labels, vocabulary, test_share=test_share, category_tree=tree)

@@ -7,6 +7,7 @@ import json
 import dagster as dg
 
 from citizen_voice import warehouse
+from citizen_voice.memory import release_unused
 from citizen_voice.text import early_warning, hot_topics, keywords, predictions, repeats, tokens
 from citizen_voice.text.classify import TextClassifier
 from orchestration.defs import WAREHOUSE_POOL
@@ -71,7 +72,9 @@ def classifier_model(config: ClassifierConfig) -> dg.MaterializeResult:
     trained = False
     if folder is None or config.retrain:
         with warehouse.connect(read_only=True) as con:
-            folder, _ = predictions.train_default(con, tokens.warehouse_vocabulary(con))
+            training, vocabulary = predictions.training_data(con), tokens.warehouse_vocabulary(con)
+        release_unused()  # the closed connection's buffers, before the fit
+        folder, _ = predictions.train_and_save(*training, vocabulary)
         trained = True
     model = TextClassifier.load(folder)
     metrics = folder / "metrics.json"
