@@ -46,3 +46,42 @@ def test_suites_run_under_their_own_memory_limit_then_the_platforms_again(monkey
         assert expected != before
         assert not result.errors and not result.failed(), [r.failing for r in result.results]
         assert con.execute("select current_setting('memory_limit')").fetchone()[0] == before
+
+
+def test_a_frame_of_several_chunks_streams_under_the_lower_scan_limit(monkeypatch):
+    import duckdb
+    import great_expectations as gx
+
+    from expectations import runner
+    from expectations.core import Check, Suite
+
+    with duckdb.connect() as con:
+        con.execute("set memory_limit = '1GB'")
+        before = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        rendered = duckdb.connect()
+        rendered.execute(f"set memory_limit = '{runner.SCAN_MEMORY_LIMIT}'")
+        scan_limit = rendered.execute("select current_setting('memory_limit')").fetchone()[0]
+        seen = []
+        validate = runner.validate_frame
+
+        def validate_noting_the_limit(suite, frame, context=None):
+            seen.append(con.cursor().execute("select current_setting('memory_limit')").fetchone()[0])
+            return validate(suite, frame, context)
+
+        monkeypatch.setattr(runner, "validate_frame", validate_noting_the_limit)
+        suite = Suite("test.scan", ("test", "scan"), "select 'r' || i as record_key, i from range(10000) t(i)",
+                      checks=(Check("test.scan.present", gx.expectations.ExpectColumnValuesToNotBeNull(column="i")),))
+        chunked = runner.run_suite(con, suite, chunk_rows=2048)
+        assert not chunked.errors and not chunked.failed() and chunked.rows == 10_000
+        assert len(seen) > 1 and set(seen) == {scan_limit} and scan_limit != before
+        after = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        assert round(_mib(before) - _mib(after), 1) in (0.0, 0.1)  # set back (DuckDB shows it rounded to 0.1 MiB)
+        seen.clear()
+        runner.run_suite(con, suite, chunk_rows=20_000)  # one chunk (a daily run's new rows): not lowered
+        assert set(seen) == {after}
+
+
+def _mib(rendered: str) -> float:
+    number, unit = rendered.split()
+    assert unit == "MiB", rendered
+    return float(number)
