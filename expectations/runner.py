@@ -23,7 +23,9 @@ rewritten: a day adds the hashes of its new passing rows and drops those of rows
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -135,6 +137,10 @@ def _plain(value):
     return value
 
 
+# A validated chunk's frame stays referenced from reference cycles in GX's objects until Python's full
+# collection, which runs ever more rarely as the process's heap grows: with the platform loaded the whole-year
+# events suite grew by ~13 MB per chunk (1,466 MB alone; 1,053 MB collecting every 5 chunks, +2.9 s).
+COLLECT_EVERY_CHUNKS = 5
 CHUNK_ROWS = 100_000  # the whole-year events suite at 1M peaks at 1,735 MB alone (1,918 MB with 200k), no slower
 VECTOR_ROWS = 2048  # DuckDB hands results over in vectors of this many rows
 
@@ -231,7 +237,9 @@ def _validate_stream(con, chunked: Suite, context, chunk_rows: int, by_name: dic
                      ) -> tuple[list[CheckResult], list[pd.DataFrame]]:
     """The chunks of the query just executed on `con`, validated one after the other."""
     total, failing = None, []
-    while True:
+    for chunks in itertools.count(1):
+        if chunks % COLLECT_EVERY_CHUNKS == 0:
+            gc.collect()
         frame = con.fetch_df_chunk(max(1, chunk_rows // VECTOR_ROWS))
         if total is not None and not len(frame):
             break

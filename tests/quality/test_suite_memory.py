@@ -85,3 +85,38 @@ def _mib(rendered: str) -> float:
     number, unit = rendered.split()
     assert unit == "MiB", rendered
     return float(number)
+
+
+def test_validated_chunks_do_not_pile_up_when_full_collections_are_rare(monkeypatch):
+    """GX keeps each chunk's frame in reference cycles: in a big process Python's full collection comes
+    rarely (here: never), and the chunks would stay in memory until the suite ends."""
+    import duckdb
+    import great_expectations as gx
+
+    from expectations import runner
+    from expectations.core import Check, Suite
+
+    chunks, chunk_rows = 30, 2048
+    allocated = []
+    validate = runner.validate_frame
+
+    def validate_noting_memory(suite, frame, context=None):
+        allocated.append(pa.total_allocated_bytes())
+        return validate(suite, frame, context)
+
+    monkeypatch.setattr(runner, "validate_frame", validate_noting_memory)
+    suite = Suite("test.pile", ("test", "pile"),
+                  f"select 'r' || i as record_key, repeat('某', 500) || i as note from range({chunks * chunk_rows}) t(i)",
+                  checks=(Check("test.pile.present", gx.expectations.ExpectColumnValuesToNotBeNull(column="note")),))
+    with duckdb.connect() as con:
+        gc.collect()
+        gc.disable()
+        try:
+            result = runner.run_suite(con, suite, chunk_rows=chunk_rows)
+        finally:
+            gc.enable()
+    assert not result.errors and not result.failed() and result.rows == chunks * chunk_rows
+    per_chunk = chunk_rows * 1500  # 500 three-byte characters a row
+    assert runner.COLLECT_EVERY_CHUNKS <= 10
+    assert max(allocated) - allocated[0] < 12 * per_chunk, \
+        [round((a - allocated[0]) / per_chunk, 1) for a in allocated]
