@@ -35,9 +35,7 @@ def test_suites_run_under_their_own_memory_limit_then_the_platforms_again(monkey
     with duckdb.connect() as con:
         con.execute("set memory_limit = '1GB'")
         before = con.execute("select current_setting('memory_limit')").fetchone()[0]
-        during = duckdb.connect()
-        during.execute(f"set memory_limit = '{SUITE_MEMORY_LIMIT}'")
-        expected = during.execute("select current_setting('memory_limit')").fetchone()[0]
+        expected = _as_duckdb_shows(SUITE_MEMORY_LIMIT)
         suite = Suite("test.limit", ("test", "limit"),
                       "select 'r1' as record_key, current_setting('memory_limit') as memory_limit",
                       checks=(Check("test.limit.lowered", gx.expectations.ExpectColumnValuesToBeInSet(
@@ -58,9 +56,7 @@ def test_a_frame_of_several_chunks_streams_under_the_lower_scan_limit(monkeypatc
     with duckdb.connect() as con:
         con.execute("set memory_limit = '1GB'")
         before = con.execute("select current_setting('memory_limit')").fetchone()[0]
-        rendered = duckdb.connect()
-        rendered.execute(f"set memory_limit = '{runner.SCAN_MEMORY_LIMIT}'")
-        scan_limit = rendered.execute("select current_setting('memory_limit')").fetchone()[0]
+        scan_limit = _as_duckdb_shows(runner.SCAN_MEMORY_LIMIT)
         seen = []
         validate = runner.validate_frame
 
@@ -79,6 +75,14 @@ def test_a_frame_of_several_chunks_streams_under_the_lower_scan_limit(monkeypatc
         seen.clear()
         runner.run_suite(con, suite, chunk_rows=20_000)  # one chunk (a daily run's new rows): not lowered
         assert set(seen) == {after}
+
+
+def _as_duckdb_shows(limit: str) -> str:
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute(f"set memory_limit = '{limit}'")
+        return con.execute("select current_setting('memory_limit')").fetchone()[0]
 
 
 def _mib(rendered: str) -> float:
