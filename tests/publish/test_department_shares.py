@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -105,6 +107,17 @@ def test_csv_is_utf8_with_bom_and_equals_the_parquet(published):
     assert [r["order_no"] for r in rows] == [r["order_no"] for r in parquet]
     assert rows[0]["received_at"] == parquet[0]["received_at"].strftime("%Y-%m-%d %H:%M:%S")
     assert any(r["satisfaction"] in ("满意", "基本满意", "不满意") for r in rows)  # Chinese survives
+
+
+def test_csv_times_are_whole_seconds_in_the_time_they_were_recorded(tmp_path):
+    moment = datetime(2026, 7, 31, 23, 59, 58, 900_000)
+    table = pa.table({"naive": pa.array([moment, None], pa.timestamp("us")),
+                      "zoned": pa.array([moment, None], pa.timestamp("us", tz="Asia/Shanghai"))})
+    files.write_csv(table, tmp_path / "part.csv")
+    with open(tmp_path / "part.csv", encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # a zoned time in its zone's wall clock, without an offset Excel would not read
+    assert rows == [{"naive": "2026-07-31 23:59:58", "zoned": "2026-08-01 07:59:58"}, {"naive": "", "zoned": ""}]
 
 
 def test_the_dictionary_documents_every_column_in_chinese(published):
