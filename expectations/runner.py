@@ -34,6 +34,11 @@ from dataclasses import dataclass, field, replace
 
 import great_expectations as gx
 import pandas as pd
+from great_expectations.expectations.expectation import (
+    ColumnMapExpectation,
+    ColumnPairMapExpectation,
+    MulticolumnMapExpectation,
+)
 
 from citizen_voice import settings
 from citizen_voice.memory import release_unused, use_system_allocator
@@ -264,7 +269,32 @@ def _day_counts(con, suite: Suite) -> Counter:
                                     "group by all").fetchall()))
 
 
+ROW_BY_ROW = (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
+
+
+def _columns_of(expectation) -> set[str]:
+    named = [getattr(expectation, name, None) for name in ("column", "column_A", "column_B")]
+    return {c for c in named + list(getattr(expectation, "column_list", None) or []) if c}
+
+
+def _passed_without_rows(check: Check, columns) -> bool:
+    """A row-by-row check on a frame without rows passes with nothing evaluated, as GX judges it, when
+    the frame has its columns (a missing column is GX's error). A daily run of a table with no new rows
+    (`remember`) asks exactly this, and each GX validation costs 0.07-0.3 s even without rows."""
+    return isinstance(check.expectation, ROW_BY_ROW) and _columns_of(check.expectation) <= set(columns)
+
+
 def validate_frame(suite: Suite, frame: pd.DataFrame, context=None) -> list[CheckResult]:
+    if not len(frame):
+        passed = [c for c in suite.checks if _passed_without_rows(c, frame.columns)]
+        rest = tuple(c for c in suite.checks if c not in passed)
+        results = [CheckResult(c, True) for c in passed] + (
+            _validate(replace(suite, checks=rest), frame, context) if rest else [])
+        return sorted(results, key=lambda r: suite.checks.index(r.check))
+    return _validate(suite, frame, context)
+
+
+def _validate(suite: Suite, frame: pd.DataFrame, context=None) -> list[CheckResult]:
     context = context or _context()
     source_name = f"frames-{id(frame)}"
     source = context.data_sources.add_pandas(source_name)

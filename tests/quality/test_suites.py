@@ -9,10 +9,11 @@ import duckdb
 import pandas as pd
 
 from expectations import marts, raw
-from expectations.core import Check, Suite, ValueSets, in_set, not_null, unique
+from expectations.core import Check, Suite, ValueSets, has_columns, in_set, not_before, not_null, unique
 from expectations.runner import (
     REMEMBERED_TABLE,
     _for_chunks,
+    _validate,
     fingerprint,
     remember_passes,
     run_suite,
@@ -53,6 +54,39 @@ def test_an_expectation_that_cannot_run_is_an_error_not_a_pass():
     frame = pd.DataFrame({"record_key": ["r1"], "code": ["A"]})
     [result] = validate_frame(suite, frame)
     assert not result.success and result.error
+
+
+class _NoGreatExpectations:
+    """A GX context that must not be used: any use raises."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"GX was asked ({name}) about a frame without rows")
+
+
+def test_a_frame_without_rows_is_judged_as_gx_judges_it_and_row_checks_skip_gx():
+    row_checks = (
+        Check("test.empty.code_known", in_set("code", ["A"]), column="code"),
+        Check("test.empty.code_unique", unique("code"), column="code"),
+        Check("test.empty.after", not_before("closed_at", "opened_at"), column="closed_at"),
+        Check("test.empty.missing", not_null("no_such_column"), column="no_such_column"),
+    )
+    table_check = Check("test.empty.schema", has_columns(["code", "gone"]), dimension="schema")
+    suite = Suite("test.empty", ("test", "empty"), "", checks=(*row_checks, table_check))
+    frame = pd.DataFrame({"record_key": pd.Series(dtype=str), "code": pd.Series(dtype=str),
+                          "opened_at": pd.Series(dtype="datetime64[us]"),
+                          "closed_at": pd.Series(dtype="datetime64[us]")})
+
+    def outcome(results):
+        return [(r.check.name, r.success, r.element_count, r.unexpected_count, r.failing, bool(r.error))
+                for r in results]
+
+    judged = outcome(validate_frame(suite, frame))
+    assert judged == outcome(_validate(suite, frame))  # GX's own verdict on every check
+    assert [(name, ok, error) for name, ok, *_, error in judged] == [
+        ("test.empty.code_known", True, False), ("test.empty.code_unique", True, False),
+        ("test.empty.after", True, False), ("test.empty.missing", False, True), ("test.empty.schema", False, False)]
+    present = replace(suite, checks=row_checks[:3])
+    assert all(r.success for r in validate_frame(present, frame, context=_NoGreatExpectations()))
 
 
 def test_a_frame_that_cannot_be_read_is_a_suite_error():
