@@ -175,6 +175,30 @@ def test_remembered_passes_give_the_full_result_and_skip_unchanged_rows(quality_
     assert closed[0][0] in failed["district_known"] and closed[1][0] in failed["closed_order_has_close_event"]
 
 
+def test_a_copy_added_beside_a_remembered_row_fails_both_and_its_removal_clears_them():
+    with duckdb.connect() as con:
+        con.execute("create table t as select 'r' || i as record_key, 'k' || i as code from range(50) as r(i)")
+        suite = Suite("test.copies", ("test", "copies"), "select * from t", checks=(
+            Check("test.copies.code_unique", unique("code"), column="code"),))
+
+        def remembered_run():
+            result = run_suite(con, suite, remember=True)
+            remember_passes(con, [result])
+            return result, sorted(f["record_key"] for f in result.results[0].failing)
+
+        first, _ = remembered_run()
+        assert first.remembered == 0 and not first.failed()
+        con.execute("insert into t values ('r50', 'k7')")  # r7 is remembered, unchanged: it fails all the same
+        repeated, failing = remembered_run()
+        assert failing == ["r50", "r7"] and repeated.remembered == 49
+        assert _outcome(repeated) == _outcome(run_suite(con, suite))
+        con.execute("delete from t where record_key = 'r50'")
+        cleared, failing = remembered_run()
+        assert failing == [] and cleared.remembered == 49 and cleared.results[0].element_count == 50
+        again, _ = remembered_run()
+    assert again.remembered == 50  # r7 passes again, and is remembered again
+
+
 def test_rules_that_change_forget_the_remembered_passes():
     with duckdb.connect() as con:
         con.execute("create table t as select 'r' || i as record_key, i % 3 as code from range(100) as r(i)")
