@@ -16,8 +16,9 @@ a row that passed every check before passes again as long as its content, its ke
 suite's rules are the same. The rows that passed are remembered as hashes of the whole frame row
 (ops.validated_rows, per suite and fingerprint of its rules); a later run validates only rows whose
 hash is not remembered — new and changed records, and every record that failed — and the rows of a
-repeated key, and counts the others as passing. The result is the same as validating everything (tested). The table is updated, not
-rewritten: a day adds the hashes of its new passing rows and drops those of rows gone or failing.
+repeated key, and counts the others as passing. The result is the same as validating everything
+(tested). The table is updated, not rewritten: a day adds the hashes of its new passing rows and drops
+those of rows gone or failing.
 """
 
 from __future__ import annotations
@@ -400,7 +401,8 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
             con.execute(f"create or replace temp table {FRAME_TABLE} as "
                         f"select *, hash(*columns(*)) as {ROW_HASH} from ({suite.frame_sql})")
             for column, table in zip(unique, copies_tables, strict=True):
-                con.execute(f"create or replace temp table {table} as {_copies_sql(f'select * from {FRAME_TABLE}', column)}")
+                copies = _copies_sql(f"select * from {FRAME_TABLE}", column)
+                con.execute(f"create or replace temp table {table} as {copies}")
             repeated = " or ".join(f'"{column}" in (select copied from {table})'
                                    for column, table in zip(unique, copies_tables, strict=True)) or "false"
             remembered = _remembered(con, suite, fingerprint(suite))
