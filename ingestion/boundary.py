@@ -36,6 +36,7 @@ class BoundaryResult:
     quarantine: pa.Table
     identities: pa.Table | None = None
     received: int = 0
+    clean_mask: pa.Array | None = None  # per received record: true when it is in `clean`
 
     @property
     def loaded(self) -> int:
@@ -189,7 +190,8 @@ def process(table: pa.Table, spec: TableSpec, origin: str, protector: Protector)
         quarantine = _quarantine_rows(bad, [r for r in reasons if r is not None], spec.name, origin)
     else:
         quarantine = QUARANTINE_SCHEMA.empty_table()
-    return BoundaryResult(clean=clean, quarantine=quarantine, identities=identities, received=received)
+    return BoundaryResult(clean=clean, quarantine=quarantine, identities=identities, received=received,
+                          clean_mask=pc.invert(bad_mask))
 
 
 def rejected_unit(table_name: str, origin: str, reason: str, records: int) -> pa.Table:

@@ -29,6 +29,7 @@ from citizen_voice.warehouse import has_table, transaction
 from ingestion import boundary
 from ingestion.core import Rejected
 from ingestion.registry import SourceEntry, load_registry
+from ingestion.unchanged import UnchangedRecords
 
 RESTRICTED_DATASET = "restricted"
 IDENTITIES_TABLE = "_identities"
@@ -53,6 +54,7 @@ class LoadCounts:
     received: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     loaded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     quarantined: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    unchanged: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # received again, identical: in `loaded`
     rejected_units: list[dict] = field(default_factory=list)
     new_columns: dict[str, list[str]] = field(default_factory=dict)
 
@@ -61,7 +63,7 @@ class LoadCounts:
 
     def as_dict(self) -> dict:
         return {"received": dict(self.received), "loaded": dict(self.loaded), "quarantined": dict(self.quarantined),
-                "rejected_units": self.rejected_units, "new_columns": self.new_columns}
+                "unchanged": dict(self.unchanged), "rejected_units": self.rejected_units, "new_columns": self.new_columns}
 
 
 @dataclass
@@ -90,7 +92,7 @@ def _coalesce(items: list[_Processed]) -> _Processed:
                       identities=_concat([i.identities for i in items]))
 
 
-def build_source(entry: SourceEntry, counts: LoadCounts):
+def build_source(entry: SourceEntry, counts: LoadCounts, unchanged: UnchangedRecords | None = None):
     extract = extractor_for(entry.kind)
     protector = boundary.Protector(store_identities=entry.store_raw_identifiers)
     specs = {spec.name: spec for spec in entry.tables}
@@ -125,7 +127,13 @@ def build_source(entry: SourceEntry, counts: LoadCounts):
                 if added and seen:
                     counts.new_columns.setdefault(item.table, []).extend(added)
                 seen.extend(added)
+                if unchanged is not None:
+                    table, digests, dropped = unchanged.split(item.table, table, spec)
+                    for count in (counts.received, counts.loaded, counts.unchanged):
+                        count[item.table] += dropped
                 result = boundary.process(table, spec, item.origin, protector)
+                if unchanged is not None:
+                    unchanged.loaded_now(item.table, digests.filter(result.clean_mask))
                 counts.received[item.table] += result.received
                 counts.loaded[item.table] += result.loaded
                 counts.quarantined[item.table] += result.quarantined
@@ -248,8 +256,9 @@ class SourceLoad:
         self.counts = LoadCounts()
         self.started = datetime.now(UTC)
         self._clock = time.perf_counter()
+        self.unchanged = UnchangedRecords(entry, self.warehouse)  # before dlt opens the warehouse
         self.pipeline = make_pipeline(entry, self.warehouse)
-        self.source = build_source(entry, self.counts)
+        self.source = build_source(entry, self.counts, self.unchanged)
 
     def execute(self) -> list[str]:
         """Run the load. A load interrupted earlier (crash after extract) is finished first: dlt
@@ -265,6 +274,8 @@ class SourceLoad:
         """After a successful load: move identities, record the load; returns the load-log record."""
         if self.entry.store_raw_identifiers:
             move_identities(self.warehouse, self.entry)
+        with warehouse_connection(self.warehouse) as con:
+            self.unchanged.record(con, load_ids[-1] if load_ids else None)
         resources = self.pipeline.state.get("sources", {}).get(self.entry.dataset, {}).get("resources", {})
         cursors = resources.get("_extract", {}).get("connector", {})
         record = _record(self.warehouse, self.entry, load_ids, self.started, self.counts, cursors)

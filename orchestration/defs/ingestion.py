@@ -26,6 +26,7 @@ def _table_metadata(record: dict, counts: dict, table: str) -> dict:
         "received": counts["received"].get(table, 0),
         "loaded": counts["loaded"].get(table, 0),
         "quarantined": counts["quarantined"].get(table, 0),
+        "unchanged": counts.get("unchanged", {}).get(table, 0),  # received again, identical: not loaded again
         "new_columns": ", ".join(counts["new_columns"].get(table, [])) or "none",
         "reconciles": record["reconciles"],
         "cursors": dg.MetadataValue.json(record["cursors_parsed"]),

@@ -103,3 +103,65 @@ def test_late_updates_are_caught_by_the_next_increment(hotline, pipeline_city, t
 def _conflicting(folder):
     faults = json.loads((folder / "truth" / "faults.json").read_text(encoding="utf-8"))
     return {f["order_no"] for f in faults if f["system"] == "hotline" and f["fault_type"] == "conflicting_duplicate"}
+
+
+def _load_ids(warehouse, table):
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        key = "order_no" if table == "orders" else "event_id"
+        return dict(con.execute(f"select {key}, _dlt_load_id from raw_hotline.{table}").fetchall())
+
+
+def test_records_sent_again_unchanged_are_not_loaded_again(hotline, pipeline_city, tmp_path):
+    folder, manifest = pipeline_city
+    warehouse = tmp_path / "w.duckdb"
+    hotline.set_clock(datetime.fromisoformat(manifest["horizon"]) - timedelta(days=10))
+    first = run("hotline", warehouse)
+    before = _warehouse(warehouse), _load_ids(warehouse, "orders"), _load_ids(warehouse, "events")
+
+    again = run("hotline", warehouse)  # the same clock: the lookback re-reads its days, nothing changed
+    counts = json.loads(again["counts"])
+    assert again["reconciles"] and counts["unchanged"]["events"] > 0 and counts["unchanged"]["orders"] > 0
+    assert counts["unchanged"]["events"] == counts["received"]["events"]  # events carry no faults
+    assert (_warehouse(warehouse), _load_ids(warehouse, "orders"), _load_ids(warehouse, "events")) == before
+
+    hotline.set_clock(None)  # ten more days, and the late updates of the earlier orders
+    later = run("hotline", warehouse)
+    assert later["reconciles"]
+    orders = _load_ids(warehouse, "orders")
+    kept = {no for no, load in orders.items() if load == first["load_id"]}
+    reloaded = {no for no, load in orders.items() if load == later["load_id"]}
+    assert kept and reloaded and kept | reloaded == set(orders)
+    _, usable, events = _store(folder)
+    assert set(orders) == usable and _warehouse(warehouse)[3] == (events, events)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        loaded = dict(con.execute("select order_no, status from raw_hotline.orders").fetchall())
+    with sqlite3.connect(folder / "systems" / "hotline.sqlite") as con:
+        final = dict(con.execute(
+            "select o.order_no, v.status from orders o join order_versions v on v.row_id = o.row_id "
+            "where v.recorded_ts = (select max(recorded_ts) from order_versions w where w.row_id = o.row_id) "
+            "and o.order_no is not null and o.received_ts is not null").fetchall())
+    conflicting = _conflicting(folder)
+    assert all(loaded[no] == final[no] for no in final if no not in conflicting)
+
+
+def _events(warehouse):
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return sorted(con.execute("select * exclude (_dlt_load_id) from raw_hotline.events").fetchall(),
+                      key=str)
+
+
+def test_records_the_raw_table_no_longer_holds_as_loaded_are_loaded_again(hotline, pipeline_city, tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    run("hotline", warehouse)
+    before = _warehouse(warehouse), _events(warehouse)
+    with duckdb.connect(str(warehouse)) as con:  # among the newest events, inside the next load's lookback
+        newest = "select event_id from raw_hotline.events order by recorded_at desc, event_id"
+        gone = con.execute(f"delete from raw_hotline.events where event_id in ({newest} limit 50)").fetchone()[0]
+        # as if another load had written them since (a reload): the digests kept do not describe these rows
+        rewritten = con.execute(f"update raw_hotline.events set note = 'rewritten', _dlt_load_id = '1' "
+                                f"where event_id in ({newest} limit 50)").fetchone()[0]
+    record = run("hotline", warehouse)
+    counts = json.loads(record["counts"])
+    assert gone == rewritten == 50
+    assert counts["unchanged"]["events"] == counts["received"]["events"] - gone - rewritten
+    assert (_warehouse(warehouse), _events(warehouse)) == before
