@@ -5,14 +5,17 @@ record committed late is not lost. Loaded again, a record that did not change wo
 load id, and with it count as new downstream: its order rebuilt by the incremental models, its row
 validated again by the quarantine (at 1M a day's hotline load re-read 95k records for 32k new ones).
 
-After a load, the digest of each record as it was received (before the boundary) is kept per source,
-table and primary key, with the id of the load that wrote it (`ops.received_digests`, the last KEEP_DAYS
-of loads). The next load drops a received record whose digest is the one kept for its key, as long as
-the raw table still holds that key from that load (a rebuilt or reloaded table has other load ids, so
-nothing is dropped against it). A dropped record counts as received and loaded: the warehouse holds it,
-identical. A key that comes twice in one batch, a record without its key and a record the boundary
-quarantined are never dropped. The digests are written after the load succeeded: a crash in between
-only means the next load loads those records again, which the merge on the key absorbs.
+After a load, the digest of each record it received (as received, before the boundary) is kept per
+source, table and primary key with the id of the load that wrote the record (`ops.received_digests`).
+Only the latest load's are kept: a record the next lookback re-reads unchanged has the same cursor
+value, so it was inside this load's window too. The next load drops a received record whose digest is
+the one kept for its key, as long as the raw table still holds that key from that load (a rebuilt or
+reloaded table has other load ids, so nothing is dropped against it). A dropped record counts as
+received and loaded: the warehouse holds it, identical. A key that comes twice in one batch, a record
+without its key and a record the boundary quarantined are never dropped; a table of which a load
+received more than MAX_DIGESTS records (a first load, a backfill) keeps none, and its next load writes
+its window again. The digests are written after the load succeeded: a crash in between only means the
+next load writes those records again, which the merge on the key absorbs.
 """
 
 from __future__ import annotations
@@ -29,14 +32,11 @@ from ingestion.registry import SourceEntry, TableSpec
 
 TABLE = "ops.received_digests"
 DDL = (f"create table if not exists {TABLE} (source varchar, table_name varchar, record_key varchar, "
-       "digest ubigint, load_id varchar, recorded_at timestamp)")
-KEEP_DAYS = 14  # longer than any lookback: a digest older than this is not needed to drop a re-read record
+       "digest ubigint, load_id varchar)")
+# a daily window at 1M: 71k hotline events; a table's digests are held in memory during its next load
+MAX_DIGESTS = 500_000
 KEY_SEPARATOR = "\x1f"
-
-
-def _key_columns(spec: TableSpec) -> list[str]:
-    key = spec.primary_key
-    return [key] if isinstance(key, str) else list(key or [])
+DIGESTS = pa.schema([("record_key", pa.string()), ("digest", pa.uint64()), ("load_id", pa.string())])
 
 
 def _key_sql(columns: list[str], alias: str = "") -> str:
@@ -49,47 +49,45 @@ def _key_sql(columns: list[str], alias: str = "") -> str:
 
 def keys_and_digests(table: pa.Table, spec: TableSpec) -> pa.Table:
     """Per record of `table` (in its order): its key and the digest of the whole record as received."""
-    columns = _key_columns(spec)
-    if not columns or not set(columns) <= set(table.column_names) or not table.num_rows:
+    if not spec.primary_key or not set(spec.primary_key) <= set(table.column_names) or not table.num_rows:
         return pa.table({"record_key": pa.nulls(table.num_rows, pa.string()),
                          "digest": pa.nulls(table.num_rows, pa.uint64())})
     with duckdb.connect() as con:
         con.register("incoming", table)
-        return con.sql(f"select {_key_sql(columns)} as record_key, hash(*columns(*)) as digest "
+        return con.sql(f"select {_key_sql(spec.primary_key)} as record_key, hash(*columns(*)) as digest "
                        "from incoming").to_arrow_table()
 
 
 class UnchangedRecords:
-    """The digests kept for one source (read once, before its load opens the warehouse), the records
-    dropped as unchanged, and the digests of the records loaded now (written by `record`)."""
+    """The digests kept for one source (read before its load opens the warehouse), the records dropped
+    as unchanged, and what to keep after the load (`record`)."""
 
     def __init__(self, entry: SourceEntry, warehouse: Path):
-        self.entry, self.warehouse = entry, warehouse
-        self.known: dict[str, dict[str, int]] = {spec.name: {} for spec in entry.tables}
-        self.loaded: dict[str, list[pa.Table]] = {}
+        self.entry = entry
+        self.known: dict[str, dict[str, tuple[int, str]]] = {}
+        self.received: dict[str, list[pa.Table]] = {}  # per table: key, digest, load id (None: this load)
         if warehouse.exists():
             with warehouse_connection(warehouse) as con:
-                self.known.update(self._read(con))
+                self.known = self._read(con)
 
-    def _read(self, con) -> dict[str, dict[str, int]]:
+    def _read(self, con) -> dict[str, dict[str, tuple[int, str]]]:
         if not has_table(con, *TABLE.split(".")):
             return {}
         known = {}
         for spec in self.entry.tables:
-            columns = _key_columns(spec)
-            if not columns or not has_table(con, self.entry.dataset, spec.name):
+            if not spec.primary_key or not has_table(con, self.entry.dataset, spec.name):
                 continue
             raw_columns = {r[0] for r in con.execute(f'describe "{self.entry.dataset}"."{spec.name}"').fetchall()}
-            if not set(columns) <= raw_columns:
+            if not set(spec.primary_key) <= raw_columns:
                 continue
             # only what the raw table still holds from the load that wrote it
             rows = con.execute(
-                f"select d.record_key, d.digest from {TABLE} as d join "
-                f'(select {_key_sql(columns, "r")} as record_key, cast(r._dlt_load_id as varchar) as load_id '
+                f"select d.record_key, d.digest, d.load_id from {TABLE} as d join "
+                f"(select {_key_sql(spec.primary_key, 'r')} as record_key, cast(r._dlt_load_id as varchar) as load_id "
                 f'from "{self.entry.dataset}"."{spec.name}" as r) as held '
                 "on held.record_key = d.record_key and held.load_id = d.load_id "
                 "where d.source = ? and d.table_name = ?", [self.entry.name, spec.name]).fetchall()
-            known[spec.name] = dict(rows)
+            known[spec.name] = {key: (digest, load_id) for key, digest, load_id in rows}
         return known
 
     def split(self, table_name: str, table: pa.Table, spec: TableSpec) -> tuple[pa.Table, pa.Table, int]:
@@ -102,38 +100,53 @@ class UnchangedRecords:
         counted: dict[str, int] = {}
         for key in keys:
             counted[key] = counted.get(key, 0) + 1
-        unchanged = [key is not None and counted[key] == 1 and known.get(key) == digest
-                     for key, digest in zip(keys, digests.column("digest").to_pylist(), strict=True)]
+        held = [known.get(key) if key is not None and counted[key] == 1 else None for key in keys]
+        unchanged = [h is not None and h[0] == digest
+                     for h, digest in zip(held, digests.column("digest").to_pylist(), strict=True)]
         if not any(unchanged):
             return table, digests, 0
+        dropped = [(key, *h) for key, h, same in zip(keys, held, unchanged, strict=True) if same]
+        self.received.setdefault(table_name, []).append(
+            pa.table([list(column) for column in zip(*dropped, strict=True)], schema=DIGESTS))
         kept = pc.invert(pa.array(unchanged, pa.bool_()))
-        return table.filter(kept), digests.filter(kept), sum(unchanged)
+        return table.filter(kept), digests.filter(kept), len(dropped)
 
     def loaded_now(self, table_name: str, digests: pa.Table) -> None:
         """The keys and digests of records of `table_name` the boundary let through in this load."""
-        self.loaded.setdefault(table_name, []).append(digests.filter(pc.is_valid(digests.column("record_key"))))
+        keyed = digests.filter(pc.is_valid(digests.column("record_key")))
+        self.received.setdefault(table_name, []).append(
+            keyed.append_column("load_id", pa.nulls(keyed.num_rows, pa.string())))
 
     def record(self, con, load_id: str | None) -> int:
-        """After the load succeeded: keep the digests of what it loaded (the last one per key), forget
-        those older than KEEP_DAYS. Returns how many were kept now."""
+        """After the load succeeded: keep the digests of what it received (in place of the last load's).
+        Returns how many were kept."""
         con.execute("create schema if not exists ops")
         con.execute(DDL)
-        parts = [pa.concat_tables(tables).append_column("table_name", pa.array([name] * sum(
-            t.num_rows for t in tables), pa.string())) for name, tables in self.loaded.items() if tables]
-        rows = pa.concat_tables(parts) if parts else None
+        parts = []
+        for name, tables in self.received.items():
+            received = pa.concat_tables(tables, promote_options="permissive")
+            if received.num_rows <= MAX_DIGESTS:
+                parts.append(received.append_column("table_name", pa.array([name] * received.num_rows, pa.string())))
+        rows = pa.concat_tables(parts, promote_options="permissive") if parts else None
         with transaction(con):
-            if rows is not None and rows.num_rows and load_id is not None:
-                con.register("loaded_digests", rows)
+            con.execute(f"delete from {TABLE} where source = ?", [self.entry.name])
+            if rows is not None and rows.num_rows:
+                con.register("received_digests", rows)
                 try:
-                    con.execute(f"delete from {TABLE} where source = ? and (table_name, record_key) in "
-                                "(select table_name, record_key from loaded_digests)", [self.entry.name])
-                    # a key loaded in two versions at once: which one the merge kept is not known, keep none
-                    con.execute(f"insert into {TABLE} select ?, table_name, record_key, any_value(digest), ?, "
-                                "current_localtimestamp() from loaded_digests group by table_name, record_key "
-                                "having count(distinct digest) = 1", [self.entry.name, load_id])
+                    # a key written now (load id null) is this load's; one written in two versions at once
+                    # keeps none (which one the merge kept is not known); one only dropped keeps its load
+                    con.execute(
+                        f"""insert into {TABLE}
+                        select ?, table_name, record_key,
+                               coalesce(any_value(digest) filter (where load_id is null), any_value(digest)),
+                               case when count(*) filter (where load_id is null) > 0 then ? else any_value(load_id) end
+                        from received_digests group by table_name, record_key
+                        having count(distinct digest) filter (where load_id is null) = 1
+                            or (count(*) filter (where load_id is null) = 0
+                                and count(distinct digest) = 1 and count(distinct load_id) = 1)""",
+                        [self.entry.name, load_id])
                 finally:
-                    con.unregister("loaded_digests")
-            con.execute(f"delete from {TABLE} where source = ? and recorded_at < current_localtimestamp() - "
-                        f"interval {KEEP_DAYS} day", [self.entry.name])
-        self.loaded = {}
-        return rows.num_rows if rows is not None and load_id is not None else 0
+                    con.unregister("received_digests")
+        kept = con.execute(f"select count(*) from {TABLE} where source = ?", [self.entry.name]).fetchone()[0]
+        self.received = {}
+        return kept

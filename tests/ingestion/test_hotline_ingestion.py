@@ -165,3 +165,17 @@ def test_records_the_raw_table_no_longer_holds_as_loaded_are_loaded_again(hotlin
     assert gone == rewritten == 50
     assert counts["unchanged"]["events"] == counts["received"]["events"] - gone - rewritten
     assert (_warehouse(warehouse), _events(warehouse)) == before
+
+
+def test_a_load_too_big_to_keep_digests_for_writes_its_next_window_again(hotline, pipeline_city, tmp_path,
+                                                                         monkeypatch):
+    from ingestion import unchanged
+
+    monkeypatch.setattr(unchanged, "MAX_DIGESTS", 100)  # below a lookback window of this city
+    warehouse = tmp_path / "w.duckdb"
+    run("hotline", warehouse)
+    again = json.loads(run("hotline", warehouse)["counts"])
+    assert again["received"]["orders"] > 100 and again["received"]["events"] > 100
+    assert again["unchanged"] == {"orders": 0, "events": 0}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from ops.received_digests").fetchone()[0] == 0
