@@ -12,10 +12,12 @@ value, so it was inside this load's window too. The next load drops a received r
 the one kept for its key, as long as the raw table still holds that key from that load (a rebuilt or
 reloaded table has other load ids, so nothing is dropped against it). A dropped record counts as
 received and loaded: the warehouse holds it, identical. A key that comes twice in one batch, a record
-without its key and a record the boundary quarantined are never dropped; a table of which a load
-received more than MAX_DIGESTS records (a first load, a backfill) keeps none, and its next load writes
-its window again. The digests are written after the load succeeded: a crash in between only means the
-next load writes those records again, which the merge on the key absorbs.
+without its key and a record the boundary quarantined are never dropped, and a key one load received
+in two versions keeps no digest (which one dlt's merge kept is not known). Of a table a load received
+more of (a first load, a backfill), the last MAX_DIGESTS records received are kept: the connectors read
+in cursor order, so these are the newest, which the next lookback re-reads (were they not, the next
+load would only write more again). The digests are written after the load succeeded: a crash in
+between only means the next load writes those records again, which the merge on the key absorbs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,10 +36,11 @@ from ingestion.registry import SourceEntry, TableSpec
 TABLE = "ops.received_digests"
 DDL = (f"create table if not exists {TABLE} (source varchar, table_name varchar, record_key varchar, "
        "digest ubigint, load_id varchar)")
-# a daily window at 1M: 71k hotline events; a table's digests are held in memory during its next load
+# per table (a daily window at 1M: 71k hotline events), held in memory during a load and the next one
 MAX_DIGESTS = 500_000
 KEY_SEPARATOR = "\x1f"
-DIGESTS = pa.schema([("record_key", pa.string()), ("digest", pa.uint64()), ("load_id", pa.string())])
+DIGESTS = pa.schema([("record_key", pa.string()), ("digest", pa.uint64()), ("key_hash", pa.uint64()),
+                     ("load_id", pa.string())])
 
 
 def _key_sql(columns: list[str], alias: str = "") -> str:
@@ -48,14 +52,17 @@ def _key_sql(columns: list[str], alias: str = "") -> str:
 
 
 def keys_and_digests(table: pa.Table, spec: TableSpec) -> pa.Table:
-    """Per record of `table` (in its order): its key and the digest of the whole record as received."""
+    """Per record of `table` (in its order): its key, the digest of the whole record as received and a
+    hash of the key."""
     if not spec.primary_key or not set(spec.primary_key) <= set(table.column_names) or not table.num_rows:
         return pa.table({"record_key": pa.nulls(table.num_rows, pa.string()),
-                         "digest": pa.nulls(table.num_rows, pa.uint64())})
+                         "digest": pa.nulls(table.num_rows, pa.uint64()),
+                         "key_hash": pa.nulls(table.num_rows, pa.uint64())})
     with duckdb.connect() as con:
         con.register("incoming", table)
-        return con.sql(f"select {_key_sql(spec.primary_key)} as record_key, hash(*columns(*)) as digest "
-                       "from incoming").to_arrow_table()
+        return con.sql(f"select record_key, digest, hash(record_key) as key_hash from (select "
+                       f"{_key_sql(spec.primary_key)} as record_key, hash(*columns(*)) as digest from incoming)"
+                       ).to_arrow_table()
 
 
 class UnchangedRecords:
@@ -65,7 +72,8 @@ class UnchangedRecords:
     def __init__(self, entry: SourceEntry, warehouse: Path):
         self.entry = entry
         self.known: dict[str, dict[str, tuple[int, str]]] = {}
-        self.received: dict[str, list[pa.Table]] = {}  # per table: key, digest, load id (None: this load)
+        self.received: dict[str, list[pa.Table]] = {}  # per table, the last: DIGESTS (load id None: this load's)
+        self.versions: dict[str, list[np.ndarray]] = {}  # per table, every record: (key hash, digest)
         if warehouse.exists():
             with warehouse_connection(warehouse) as con:
                 self.known = self._read(con)
@@ -105,17 +113,32 @@ class UnchangedRecords:
                      for h, digest in zip(held, digests.column("digest").to_pylist(), strict=True)]
         if not any(unchanged):
             return table, digests, 0
-        dropped = [(key, *h) for key, h, same in zip(keys, held, unchanged, strict=True) if same]
-        self.received.setdefault(table_name, []).append(
-            pa.table([list(column) for column in zip(*dropped, strict=True)], schema=DIGESTS))
+        key_hashes = digests.column("key_hash").to_pylist()
+        dropped = [(key, digest, key_hash, load_id) for key, (digest, load_id), key_hash, same
+                   in zip(keys, [h or (None, None) for h in held], key_hashes, unchanged, strict=True) if same]
+        self._receive(table_name, pa.table([list(column) for column in zip(*dropped, strict=True)], schema=DIGESTS))
         kept = pc.invert(pa.array(unchanged, pa.bool_()))
         return table.filter(kept), digests.filter(kept), len(dropped)
 
     def loaded_now(self, table_name: str, digests: pa.Table) -> None:
         """The keys and digests of records of `table_name` the boundary let through in this load."""
         keyed = digests.filter(pc.is_valid(digests.column("record_key")))
-        self.received.setdefault(table_name, []).append(
-            keyed.append_column("load_id", pa.nulls(keyed.num_rows, pa.string())))
+        self._receive(table_name, keyed.append_column("load_id", pa.nulls(keyed.num_rows, pa.string())))
+
+    def _receive(self, table_name: str, part: pa.Table) -> None:
+        """Add to what the table received, keeping the last MAX_DIGESTS (trimmed now and then)."""
+        self.versions.setdefault(table_name, []).append(np.column_stack([
+            part.column("key_hash").to_numpy(zero_copy_only=False).astype(np.uint64),
+            part.column("digest").to_numpy(zero_copy_only=False).astype(np.uint64)]))
+        parts = self.received.setdefault(table_name, [])
+        parts.append(part)
+        if sum(p.num_rows for p in parts) > 2 * MAX_DIGESTS:
+            self.received[table_name] = [self._last(parts)]
+
+    @staticmethod
+    def _last(parts: list[pa.Table]) -> pa.Table:
+        received = pa.concat_tables(parts, promote_options="permissive")
+        return received.slice(max(0, received.num_rows - MAX_DIGESTS)).combine_chunks()
 
     def record(self, con, load_id: str | None) -> int:
         """After the load succeeded: keep the digests of what it received (in place of the last load's).
@@ -124,9 +147,11 @@ class UnchangedRecords:
         con.execute(DDL)
         parts = []
         for name, tables in self.received.items():
-            received = pa.concat_tables(tables, promote_options="permissive")
-            if received.num_rows <= MAX_DIGESTS:
-                parts.append(received.append_column("table_name", pa.array([name] * received.num_rows, pa.string())))
+            received = self._last(tables)
+            received = received.filter(pc.invert(pc.is_in(received.column("key_hash"), pa.array(
+                _in_two_versions(self.versions[name]), pa.uint64()))))
+            parts.append(received.drop_columns(["key_hash"]).append_column(
+                "table_name", pa.array([name] * received.num_rows, pa.string())))
         rows = pa.concat_tables(parts, promote_options="permissive") if parts else None
         with transaction(con):
             con.execute(f"delete from {TABLE} where source = ?", [self.entry.name])
@@ -148,5 +173,12 @@ class UnchangedRecords:
                 finally:
                     con.unregister("received_digests")
         kept = con.execute(f"select count(*) from {TABLE} where source = ?", [self.entry.name]).fetchone()[0]
-        self.received = {}
+        self.received, self.versions = {}, {}
         return kept
+
+
+def _in_two_versions(versions: list[np.ndarray]) -> np.ndarray:
+    """The key hashes that come with more than one digest."""
+    pairs = np.unique(np.concatenate(versions), axis=0)
+    keys, copies = np.unique(pairs[:, 0], return_counts=True)
+    return keys[copies > 1]
