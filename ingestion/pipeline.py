@@ -29,7 +29,7 @@ from citizen_voice.warehouse import has_table, transaction
 from ingestion import boundary
 from ingestion.core import Rejected
 from ingestion.registry import SourceEntry, load_registry
-from ingestion.unchanged import UnchangedRecords
+from ingestion.unchanged import REREAD_KINDS, UnchangedRecords
 
 RESTRICTED_DATASET = "restricted"
 IDENTITIES_TABLE = "_identities"
@@ -256,7 +256,8 @@ class SourceLoad:
         self.counts = LoadCounts()
         self.started = datetime.now(UTC)
         self._clock = time.perf_counter()
-        self.unchanged = UnchangedRecords(entry, self.warehouse)  # before dlt opens the warehouse
+        # read before dlt opens the warehouse
+        self.unchanged = UnchangedRecords(entry, self.warehouse) if entry.kind in REREAD_KINDS else None
         self.pipeline = make_pipeline(entry, self.warehouse)
         self.source = build_source(entry, self.counts, self.unchanged)
 
@@ -274,8 +275,9 @@ class SourceLoad:
         """After a successful load: move identities, record the load; returns the load-log record."""
         if self.entry.store_raw_identifiers:
             move_identities(self.warehouse, self.entry)
-        with warehouse_connection(self.warehouse) as con:
-            self.unchanged.record(con, load_ids[-1] if load_ids else None)
+        if self.unchanged is not None:
+            with warehouse_connection(self.warehouse) as con:
+                self.unchanged.record(con, load_ids[-1] if load_ids else None)
         resources = self.pipeline.state.get("sources", {}).get(self.entry.dataset, {}).get("resources", {})
         cursors = resources.get("_extract", {}).get("connector", {})
         record = _record(self.warehouse, self.entry, load_ids, self.started, self.counts, cursors)

@@ -36,8 +36,9 @@ from ingestion.registry import SourceEntry, TableSpec
 TABLE = "ops.received_digests"
 DDL = (f"create table if not exists {TABLE} (source varchar, table_name varchar, record_key varchar, "
        "digest ubigint, load_id varchar)")
-# per table (a daily window at 1M: 71k hotline events), held in memory during a load and the next one
+# per table (a daily window at 1M: 71k hotline events), held in DuckDB's memory during a load and the next
 MAX_DIGESTS = 500_000
+REREAD_KINDS = ("rest_api", "open311", "sql_database")  # a file drop is read once: nothing comes again
 KEY_SEPARATOR = "\x1f"
 DIGESTS = pa.schema([("record_key", pa.string()), ("digest", pa.uint64()), ("key_hash", pa.uint64()),
                      ("load_id", pa.string())])
@@ -71,23 +72,25 @@ def keys_and_digests(table: pa.Table, spec: TableSpec, con: duckdb.DuckDBPyConne
 
 
 class UnchangedRecords:
-    """The digests kept for one source (read before its load opens the warehouse), the records dropped
-    as unchanged, and what to keep after the load (`record`)."""
+    """The digests kept for one source (read before its load opens the warehouse, into an in-memory
+    DuckDB: no Python object per record), the records dropped as unchanged, and what to keep after the
+    load (`record`)."""
 
     def __init__(self, entry: SourceEntry, warehouse: Path):
         self.entry = entry
-        self.known: dict[str, dict[str, tuple[int, str]]] = {}
         self.received: dict[str, list[pa.Table]] = {}  # per table, the last: DIGESTS (load id None: this load's)
-        self.versions: dict[str, list[np.ndarray]] = {}  # per table, every record: (key hash, digest)
-        self._scratch: duckdb.DuckDBPyConnection | None = None
+        self.trimmed: dict[str, list[np.ndarray]] = {}  # per table: key hashes of records no longer among the last
+        self.scratch = duckdb.connect()
+        self.scratch.execute("create table known (table_name varchar, record_key varchar, digest ubigint, "
+                             "load_id varchar)")
+        self.known_tables: set[str] = set()
         if warehouse.exists():
             with warehouse_connection(warehouse) as con:
-                self.known = self._read(con)
+                self._read(con)
 
-    def _read(self, con) -> dict[str, dict[str, tuple[int, str]]]:
+    def _read(self, con) -> None:
         if not has_table(con, *TABLE.split(".")):
-            return {}
-        known = {}
+            return
         for spec in self.entry.tables:
             if not spec.primary_key or not has_table(con, self.entry.dataset, spec.name):
                 continue
@@ -95,38 +98,42 @@ class UnchangedRecords:
             if not set(spec.primary_key) <= raw_columns:
                 continue
             # only what the raw table still holds from the load that wrote it
-            rows = con.execute(
-                f"select d.record_key, d.digest, d.load_id from {TABLE} as d join "
+            known = con.sql(
+                f"select d.table_name, d.record_key, d.digest, d.load_id from {TABLE} as d join "
                 f"(select {_key_sql(spec.primary_key, 'r')} as record_key, cast(r._dlt_load_id as varchar) as load_id "
                 f'from "{self.entry.dataset}"."{spec.name}" as r) as held '
                 "on held.record_key = d.record_key and held.load_id = d.load_id "
-                "where d.source = ? and d.table_name = ?", [self.entry.name, spec.name]).fetchall()
-            known[spec.name] = {key: (digest, load_id) for key, digest, load_id in rows}
-        return known
+                "where d.source = $source and d.table_name = $table",
+                params={"source": self.entry.name, "table": spec.name}).to_arrow_table()
+            if known.num_rows:
+                self.scratch.register("known_rows", known)
+                self.scratch.execute("insert into known select * from known_rows")
+                self.scratch.unregister("known_rows")
+                self.known_tables.add(spec.name)
 
     def split(self, table_name: str, table: pa.Table, spec: TableSpec) -> tuple[pa.Table, pa.Table, int]:
         """(the records to load, their keys and digests, how many were dropped as unchanged)."""
-        if self._scratch is None:
-            self._scratch = duckdb.connect()
-        digests = keys_and_digests(table, spec, self._scratch)
-        known = self.known.get(table_name) or {}
-        if not known:
+        digests = keys_and_digests(table, spec, self.scratch)
+        if table_name not in self.known_tables or not table.num_rows:
             return table, digests, 0
-        keys = digests.column("record_key").to_pylist()
-        counted: dict[str, int] = {}
-        for key in keys:
-            counted[key] = counted.get(key, 0) + 1
-        held = [known.get(key) if key is not None and counted[key] == 1 else None for key in keys]
-        unchanged = [h is not None and h[0] == digest
-                     for h, digest in zip(held, digests.column("digest").to_pylist(), strict=True)]
-        if not any(unchanged):
+        # the position is the batch's own: a join and a window do not keep the order of their input
+        self.scratch.register("batch", digests.append_column("position", pa.array(np.arange(digests.num_rows))))
+        try:  # unchanged: the kept digest, and its key once in the batch
+            verdicts = self.scratch.sql(
+                "select coalesce(k.digest = b.digest and b.copies = 1, false) as unchanged, k.load_id "
+                "from (select *, count(*) over (partition by record_key) as copies from batch) as b "
+                "left join known as k on k.table_name = $table and k.record_key = b.record_key "
+                "order by b.position", params={"table": table_name}).to_arrow_table()
+        finally:
+            self.scratch.unregister("batch")
+        unchanged = verdicts.column("unchanged")
+        dropped = pc.sum(unchanged).as_py() or 0
+        if not dropped:
             return table, digests, 0
-        key_hashes = digests.column("key_hash").to_pylist()
-        dropped = [(key, digest, key_hash, load_id) for key, (digest, load_id), key_hash, same
-                   in zip(keys, [h or (None, None) for h in held], key_hashes, unchanged, strict=True) if same]
-        self._receive(table_name, pa.table([list(column) for column in zip(*dropped, strict=True)], schema=DIGESTS))
-        kept = pc.invert(pa.array(unchanged, pa.bool_()))
-        return table.filter(kept), digests.filter(kept), len(dropped)
+        self._receive(table_name, digests.filter(unchanged).append_column(
+            "load_id", verdicts.column("load_id").filter(unchanged)))
+        kept = pc.invert(unchanged)
+        return table.filter(kept), digests.filter(kept), dropped
 
     def loaded_now(self, table_name: str, digests: pa.Table) -> None:
         """The keys and digests of records of `table_name` the boundary let through in this load."""
@@ -135,18 +142,18 @@ class UnchangedRecords:
 
     def _receive(self, table_name: str, part: pa.Table) -> None:
         """Add to what the table received, keeping the last MAX_DIGESTS (trimmed now and then)."""
-        self.versions.setdefault(table_name, []).append(np.column_stack([
-            part.column("key_hash").to_numpy(zero_copy_only=False).astype(np.uint64),
-            part.column("digest").to_numpy(zero_copy_only=False).astype(np.uint64)]))
         parts = self.received.setdefault(table_name, [])
         parts.append(part)
         if sum(p.num_rows for p in parts) > 2 * MAX_DIGESTS:
-            self.received[table_name] = [self._last(parts)]
+            self.received[table_name] = [self._last(table_name, parts)]
 
-    @staticmethod
-    def _last(parts: list[pa.Table]) -> pa.Table:
+    def _last(self, table_name: str, parts: list[pa.Table]) -> pa.Table:
         received = pa.concat_tables(parts, promote_options="permissive")
-        return received.slice(max(0, received.num_rows - MAX_DIGESTS)).combine_chunks()
+        cut = max(0, received.num_rows - MAX_DIGESTS)
+        if cut:
+            self.trimmed.setdefault(table_name, []).append(
+                received.column("key_hash").slice(0, cut).to_numpy(zero_copy_only=False).astype(np.uint64))
+        return received.slice(cut).combine_chunks()
 
     def record(self, con, load_id: str | None) -> int:
         """After the load succeeded: keep the digests of what it received (in place of the last load's).
@@ -155,9 +162,10 @@ class UnchangedRecords:
         con.execute(DDL)
         parts = []
         for name, tables in self.received.items():
-            received = self._last(tables)
-            received = received.filter(pc.invert(pc.is_in(received.column("key_hash"), pa.array(
-                _in_two_versions(self.versions[name]), pa.uint64()))))
+            received = self._last(name, tables)
+            # a key also among the records trimmed may have come in another version: keep none for it
+            trimmed = np.concatenate(self.trimmed.get(name) or [np.empty(0, np.uint64)])
+            received = received.filter(pc.invert(pc.is_in(received.column("key_hash"), pa.array(trimmed))))
             parts.append(received.drop_columns(["key_hash"]).append_column(
                 "table_name", pa.array([name] * received.num_rows, pa.string())))
         rows = pa.concat_tables(parts, promote_options="permissive") if parts else None
@@ -181,15 +189,6 @@ class UnchangedRecords:
                 finally:
                     con.unregister("received_digests")
         kept = con.execute(f"select count(*) from {TABLE} where source = ?", [self.entry.name]).fetchone()[0]
-        self.received, self.versions = {}, {}
-        if self._scratch is not None:
-            self._scratch.close()
-            self._scratch = None
+        self.received, self.trimmed = {}, {}
+        self.scratch.close()
         return kept
-
-
-def _in_two_versions(versions: list[np.ndarray]) -> np.ndarray:
-    """The key hashes that come with more than one digest."""
-    pairs = np.unique(np.concatenate(versions), axis=0)
-    keys, copies = np.unique(pairs[:, 0], return_counts=True)
-    return keys[copies > 1]
