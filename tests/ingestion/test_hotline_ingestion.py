@@ -88,16 +88,24 @@ def test_late_updates_are_caught_by_the_next_increment(hotline, pipeline_city, t
     late, _, _, event_counts = _warehouse(warehouse)
     assert early < late == usable
     assert event_counts == (events, events)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        api_view = dict(con.execute("select order_no, status from raw_hotline.orders").fetchall())
-    with sqlite3.connect(folder / "systems" / "hotline.sqlite") as con:
-        final = dict(con.execute(
-            "select o.order_no, v.status from orders o join order_versions v on v.row_id = o.row_id "
-            "where v.recorded_ts = (select max(recorded_ts) from order_versions w where w.row_id = o.row_id) "
-            "and o.order_no is not null and o.received_ts is not null").fetchall())
+    api_view, final = _statuses(warehouse), _final_statuses(folder)
     changed = [no for no in early if api_view[no] != "accepted"]
     assert changed and all(api_view[no] == final[no] for no in final if no in api_view and no not in
                            _conflicting(folder))
+
+
+def _statuses(warehouse):
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return dict(con.execute("select order_no, status from raw_hotline.orders").fetchall())
+
+
+def _final_statuses(folder):
+    """Each usable order's status in its latest version, as the department system holds it."""
+    with sqlite3.connect(folder / "systems" / "hotline.sqlite") as con:
+        return dict(con.execute(
+            "select o.order_no, v.status from orders o join order_versions v on v.row_id = o.row_id "
+            "where v.recorded_ts = (select max(recorded_ts) from order_versions w where w.row_id = o.row_id) "
+            "and o.order_no is not null and o.received_ts is not null").fetchall())
 
 
 def _conflicting(folder):
@@ -133,13 +141,7 @@ def test_records_sent_again_unchanged_are_not_loaded_again(hotline, pipeline_cit
     assert kept and reloaded and kept | reloaded == set(orders)
     _, usable, events = _store(folder)
     assert set(orders) == usable and _warehouse(warehouse)[3] == (events, events)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        loaded = dict(con.execute("select order_no, status from raw_hotline.orders").fetchall())
-    with sqlite3.connect(folder / "systems" / "hotline.sqlite") as con:
-        final = dict(con.execute(
-            "select o.order_no, v.status from orders o join order_versions v on v.row_id = o.row_id "
-            "where v.recorded_ts = (select max(recorded_ts) from order_versions w where w.row_id = o.row_id) "
-            "and o.order_no is not null and o.received_ts is not null").fetchall())
+    loaded, final = _statuses(warehouse), _final_statuses(folder)
     conflicting = _conflicting(folder)
     assert all(loaded[no] == final[no] for no in final if no not in conflicting)
 
