@@ -228,7 +228,7 @@ create table if not exists ops.load_log (
 """
 
 
-def _record(warehouse: Path, entry: SourceEntry, load_ids: list[str], started: datetime, counts: LoadCounts,
+def _record(con, entry: SourceEntry, load_ids: list[str], started: datetime, counts: LoadCounts,
             cursors: dict) -> dict:
     finished = datetime.now(UTC)
     row = {
@@ -240,10 +240,9 @@ def _record(warehouse: Path, entry: SourceEntry, load_ids: list[str], started: d
         "reconciles": counts.reconciles(), "counts": json.dumps(counts.as_dict(), ensure_ascii=False),
         "cursors": json.dumps(cursors, ensure_ascii=False, default=str),
     }
-    with warehouse_connection(warehouse) as con:
-        con.execute(LOAD_LOG_DDL)
-        con.execute(f"insert or replace into ops.load_log ({', '.join(row)}) values ({', '.join('?' * len(row))})",
-                    list(row.values()))
+    con.execute(LOAD_LOG_DDL)
+    con.execute(f"insert or replace into ops.load_log ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+                list(row.values()))
     return row
 
 
@@ -275,12 +274,12 @@ class SourceLoad:
         """After a successful load: move identities, record the load; returns the load-log record."""
         if self.entry.store_raw_identifiers:
             move_identities(self.warehouse, self.entry)
-        if self.unchanged is not None:
-            with warehouse_connection(self.warehouse) as con:
-                self.unchanged.record(con, load_ids[-1] if load_ids else None)
         resources = self.pipeline.state.get("sources", {}).get(self.entry.dataset, {}).get("resources", {})
         cursors = resources.get("_extract", {}).get("connector", {})
-        record = _record(self.warehouse, self.entry, load_ids, self.started, self.counts, cursors)
+        with warehouse_connection(self.warehouse) as con:  # one connection for the digests and the load log
+            if self.unchanged is not None:
+                self.unchanged.record(con, load_ids[-1] if load_ids else None)
+            record = _record(con, self.entry, load_ids, self.started, self.counts, cursors)
         record["seconds"] = round(time.perf_counter() - self._clock, 2)
         return record
 

@@ -40,8 +40,6 @@ DDL = (f"create table if not exists {TABLE} (source varchar, table_name varchar,
 MAX_DIGESTS = 500_000
 REREAD_KINDS = ("rest_api", "open311", "sql_database")  # a file drop is read once: nothing comes again
 KEY_SEPARATOR = "\x1f"
-DIGESTS = pa.schema([("record_key", pa.string()), ("digest", pa.uint64()), ("key_hash", pa.uint64()),
-                     ("load_id", pa.string())])
 
 
 def _key_sql(columns: list[str], alias: str = "") -> str:
@@ -78,7 +76,7 @@ class UnchangedRecords:
 
     def __init__(self, entry: SourceEntry, warehouse: Path):
         self.entry = entry
-        self.received: dict[str, list[pa.Table]] = {}  # per table, the last: DIGESTS (load id None: this load's)
+        self.received: dict[str, list[pa.Table]] = {}  # per table, the last: key, digest, key hash, load id (None: this load's)
         self.trimmed: dict[str, list[np.ndarray]] = {}  # per table: key hashes of records no longer among the last
         self.scratch = duckdb.connect()
         self.scratch.execute("create table known (table_name varchar, record_key varchar, digest ubigint, "
@@ -155,9 +153,8 @@ class UnchangedRecords:
                 received.column("key_hash").slice(0, cut).to_numpy(zero_copy_only=False).astype(np.uint64))
         return received.slice(cut).combine_chunks()
 
-    def record(self, con, load_id: str | None) -> int:
-        """After the load succeeded: keep the digests of what it received (in place of the last load's).
-        Returns how many were kept."""
+    def record(self, con, load_id: str | None) -> None:
+        """After the load succeeded: keep the digests of what it received (in place of the last load's)."""
         con.execute("create schema if not exists ops")
         con.execute(DDL)
         parts = []
@@ -188,7 +185,5 @@ class UnchangedRecords:
                         [self.entry.name, load_id])
                 finally:
                     con.unregister("received_digests")
-        kept = con.execute(f"select count(*) from {TABLE} where source = ?", [self.entry.name]).fetchone()[0]
         self.received, self.trimmed = {}, {}
         self.scratch.close()
-        return kept
