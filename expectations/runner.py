@@ -13,7 +13,7 @@ query counts each key's copies over the whole table and the chunk expects at mos
 Work does not grow with history either (`remember=True`): every check then judges a row by the row
 alone (uniqueness as its count of copies; cross-table rules are columns the frame query computes), so
 a row that passed every check before passes again as long as its content, its key's copies and the
-suite's rules are the same. The rows that passed are remembered as hashes of the whole frame row
+suite's rules are the same. The rows that passed are remembered as digests (citizen_voice.digest) of the whole frame row
 (ops.validated_rows, per suite and fingerprint of its rules); a later run validates only rows whose
 hash is not remembered — new and changed records, and every record that failed — and the rows of a
 repeated key, and counts the others as passing. The result is the same as validating everything
@@ -42,6 +42,7 @@ from great_expectations.expectations.expectation import (
 )
 
 from citizen_voice import settings
+from citizen_voice.digest import columns_of, row_digest_sql
 from citizen_voice.memory import release_unused, use_system_allocator
 from citizen_voice.warehouse import has_table
 from expectations.core import RECORD_KEY, Check, Suite
@@ -336,7 +337,7 @@ def _validate(suite: Suite, frame: pd.DataFrame, context=None) -> list[CheckResu
 FRAME_TABLE = "suite_frame"
 REMEMBERED_TABLE = "ops.validated_rows"
 ROW_HASH = "__row_hash"
-RULES_VERSION = 2  # raise when the way rows are judged changes: every remembered pass is then forgotten
+RULES_VERSION = 3  # raise when the way rows are judged changes: every remembered pass is then forgotten
 
 
 def fingerprint(suite: Suite) -> str:
@@ -398,8 +399,8 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
             # (a scan of one column instead of the frame query run again: 2 s of the 5.4 M events at 1M), and
             # every row of a repeated key is validated again, whatever its hash: a copy added beside a
             # remembered row fails both
-            con.execute(f"create or replace temp table {FRAME_TABLE} as "
-                        f"select *, hash(*columns(*)) as {ROW_HASH} from ({suite.frame_sql})")
+            con.execute(f"create or replace temp table {FRAME_TABLE} as select *, "
+                        f"{row_digest_sql(columns_of(con, suite.frame_sql))} as {ROW_HASH} from ({suite.frame_sql})")
             for column, table in zip(unique, copies_tables, strict=True):
                 copies = _copies_sql(f"select * from {FRAME_TABLE}", column)
                 con.execute(f"create or replace temp table {table} as {copies}")

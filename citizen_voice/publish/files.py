@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from citizen_voice import settings
+from citizen_voice.digest import row_digest_sql
 from citizen_voice.publish import gate
 from citizen_voice.publish.config import Dictionary
 
@@ -230,7 +231,7 @@ def _group_sql(group: str | None) -> str:
 
 
 def content_fingerprint(schema: str, count: int, xor, total) -> str:
-    """Of rows summed in DuckDB as count(*), bit_xor(hash(row)), sum(hash(row)), and their schema."""
+    """Of rows summed in DuckDB as count(*), bit_xor(digest(row)), sum(digest(row)), and their schema."""
     return hashlib.sha256(f"{FORMAT_VERSION}|{schema}|{count}|{xor}|{total}".encode()).hexdigest()[:24]
 
 
@@ -264,11 +265,10 @@ class PartWriter:
         per month (`month_sql`, an expression over its columns) or one for the whole table. `hidden`
         columns (and `group`) are selected but not written."""
         written = self._written_columns(sql, params, hidden, group)
-        hashed = ", ".join(f'"{c}"' for c, _ in written)
         rows = self.con.execute(
             f"select _cv_group, _cv_part, count(*), bit_xor(_cv_hash), sum(_cv_hash::hugeint)::varchar from "
             f"(select {_group_sql(group)} as _cv_group, {month_sql or repr(NO_MONTH)} as _cv_part, "
-            f"hash({hashed}) as _cv_hash from ({sql}) _cv_q) group by all order by 1, 2", params).fetchall()
+            f"{row_digest_sql(written)} as _cv_hash from ({sql}) _cv_q) group by all order by 1, 2", params).fetchall()
         schema = json.dumps(written)
         parts: dict[str | None, list[Part]] = {}
         for key, month, count, xor, total in rows:

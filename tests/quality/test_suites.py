@@ -243,3 +243,16 @@ def test_counts_and_first_accepts_are_the_window_functions_results():
     assert grouped == windowed
     assert any(row[2] is None and row[5] is not None for row in grouped)  # the null order's own first accept
     assert any(row[6] > 1 for row in grouped) and any(row[7] is None for row in grouped)
+
+
+def test_a_remembered_row_changed_to_a_text_with_the_same_duckdb_hash_is_validated_again():
+    colliding = ("GD20260525001810", "GD20260225001815")  # one DuckDB hash() for both (citizen_voice.digest)
+    with duckdb.connect() as con:
+        assert con.execute("select hash(?) = hash(?)", list(colliding)).fetchone()[0]
+        con.execute("create table t as select 'r1' as record_key, ? as order_no", [colliding[0]])
+        suite = Suite("test.digest", ("test", "digest"), "select * from t", checks=(
+            Check("test.digest.order_known", in_set("order_no", [colliding[0]]), column="order_no"),))
+        remember_passes(con, [run_suite(con, suite, remember=True)])
+        con.execute("update t set order_no = ?", [colliding[1]])
+        result = run_suite(con, suite, remember=True)
+    assert result.remembered == 0 and [f["record_key"] for f in result.results[0].failing] == ["r1"]
