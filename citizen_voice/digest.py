@@ -28,11 +28,22 @@ def columns_of(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]
     return [(name, kind) for name, kind, *_ in con.execute(f"describe select * from ({sql})").fetchall()]
 
 
-def row_digest_sql(columns: list[tuple[str, str]]) -> str:
-    """A 64-bit digest of a row with these columns, as an SQL expression over them."""
-    quoted = [f'"{name}"' for name, _ in columns]
-    texts = [f'coalesce(cast("{name}" as varchar), {NULL_MARK})' for name, kind in columns
-             if not MIXED_TYPES.match(kind.upper())]
+def needs_md5(kind: str) -> bool:
+    """Whether DuckDB's hash alone is no digest for values of this DuckDB type (text, lists, structs...)."""
+    return not MIXED_TYPES.match(kind.upper())
+
+
+def digest_sql(values: list[str], texts: list[str] = ()) -> str:
+    """A 64-bit digest of SQL expressions, as an SQL expression: DuckDB's hash of all `values`, and the
+    MD5 of those of them in `texts` (the text ones, and any other that is not a number, boolean or time)."""
+    parts = list(values)
     if texts:
-        quoted.append(f"md5_number_lower(concat_ws({SEPARATOR}, {', '.join(texts)}))")
-    return f"hash({', '.join(quoted) or 'null'})"
+        marked = ", ".join(f"coalesce(cast({text} as varchar), {NULL_MARK})" for text in texts)
+        parts.append(f"md5_number_lower(concat_ws({SEPARATOR}, {marked}))")
+    return f"hash({', '.join(parts) or 'null'})"
+
+
+def row_digest_sql(columns: list[tuple[str, str]]) -> str:
+    """A 64-bit digest of a row with these columns ((name, DuckDB type) pairs), as an SQL expression."""
+    quoted = [(f'"{name}"', kind) for name, kind in columns]
+    return digest_sql([name for name, _ in quoted], [name for name, kind in quoted if needs_md5(kind)])

@@ -19,6 +19,7 @@ from datetime import date, datetime
 import duckdb
 
 from citizen_voice import warehouse
+from citizen_voice.digest import columns_of, digest_sql, needs_md5, row_digest_sql
 from citizen_voice.indicators.catalogue import Catalogue, Indicator, load_catalogue
 from citizen_voice.indicators.periods import Period
 
@@ -249,7 +250,9 @@ def input_fingerprints(con: duckdb.DuckDBPyConnection, periods: list[Period], ca
     if not periods:
         return {}
     columns, passed, period_by = input_columns(catalogue)
-    hashed = ", ".join([*(f'"{c}"' for c in columns), *(f'coalesce("{c}" <= observed_at, false)' for c in passed)])
+    types = dict(columns_of(con, base_sql(con, "false")))
+    digest = digest_sql([*(f'"{c}"' for c in columns), *(f'coalesce("{c}" <= observed_at, false)' for c in passed)],
+                        [f'"{c}"' for c in columns if needs_md5(types[c])])
     formats = {p.type: "%Y-%m" if p.type == "month" else "%Y-%m-%d" for p in periods}
     start, end = min(p.start for p in periods), max(p.end for p in periods)
     within = " or ".join(f"(\"{c}\" >= timestamp '{start}' and \"{c}\" < timestamp '{end}')" for c in period_by)
@@ -258,12 +261,12 @@ def input_fingerprints(con: duckdb.DuckDBPyConnection, periods: list[Period], ca
         labels = ", ".join(f"strftime(\"{c}\", '{label_format}')" for c in period_by)
         for label, *figures in con.execute(f"""
                 select label, count(*), bit_xor(h), sum(h::hugeint)::varchar
-                from (select unnest(list_distinct([{labels}])) as label, hash({hashed}) as h
+                from (select unnest(list_distinct([{labels}])) as label, {digest} as h
                       from ({base_sql(con, within)}))
                 where label is not null group by label""").fetchall():
             found[(period_type, label)] = tuple(figures)
-    units = con.execute(f"select count(*), bit_xor(hash(u)), sum(hash(u)::hugeint)::varchar "
-                        f"from ({UNIT_NAMES_SQL}) as u").fetchone()
+    units = con.execute(f"select count(*), bit_xor(h), sum(h::hugeint)::varchar from (select "
+                        f"{row_digest_sql(columns_of(con, UNIT_NAMES_SQL))} as h from ({UNIT_NAMES_SQL}))").fetchone()
     shared = f"{ENGINE_VERSION}|{columns}|{passed}|{period_by}|units={units}|repeats={has_table(con, REPEATS)}"
     return {p: "inputs:" + hashlib.sha256(
         f"{shared}|{found.get((p.type, p.label))}|days={days_covered(con, p)}".encode()).hexdigest()[:24]

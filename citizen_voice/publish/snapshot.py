@@ -8,7 +8,7 @@ whole, and the pipeline's warehouse is never held by a BI tool. Table `meta.snap
 run a snapshot comes from.
 
 Incremental: `meta.table_fingerprints` records per table a content fingerprint (count, bit_xor and
-sum of the row hashes, and the column types, computed over the warehouse's rows) and what it was
+sum of the row digests (citizen_voice.digest), and the column types, computed over the warehouse's rows) and what it was
 gated against. The temporary file starts as a file copy of the previous snapshot (a sequential
 copy); then per table, by fingerprint:
 * unchanged: kept as it is, gated only as gate.regate_plan asks (newly known values, or nothing);
@@ -37,6 +37,7 @@ from pathlib import Path
 import duckdb
 
 from citizen_voice import settings, warehouse
+from citizen_voice.digest import row_digest_sql
 from citizen_voice.publish import files, gate
 from citizen_voice.publish.config import PublishConfig, load_config
 
@@ -95,10 +96,11 @@ def table_fingerprints(con: duckdb.DuckDBPyConnection, tables: list[str], catalo
     found = {}
     for qualified in tables:
         relation = _name(qualified, catalog)
+        types = column_types(con, relation)
         count, xor, total = con.execute(
-            f"select count(*), bit_xor(hash(_cv_row)), sum(hash(_cv_row)::hugeint)::varchar "
-            f"from {relation} _cv_row").fetchone()
-        found[qualified] = fingerprint_of(column_types(con, relation), count, xor, total)
+            f"select count(*), bit_xor(h), sum(h::hugeint)::varchar "
+            f"from (select {row_digest_sql(types)} as h from {relation})").fetchone()
+        found[qualified] = fingerprint_of(types, count, xor, total)
     return found
 
 
@@ -139,8 +141,9 @@ def _figures(con: duckdb.DuckDBPyConnection, hashes: str) -> tuple[int, int | No
 
 def hash_rows(con: duckdb.DuckDBPyConnection, qualified: str, catalog: str | None, into: str) -> tuple:
     """Table `into` (row_id, h): the row hashes of a base table; returns their figures."""
-    con.execute(f"create or replace table {into} as select rowid as row_id, hash(_cv_row) as h "
-                f"from {_name(qualified, catalog)} _cv_row")
+    relation = _name(qualified, catalog)
+    con.execute(f"create or replace table {into} as select rowid as row_id, "
+                f"{row_digest_sql(column_types(con, relation))} as h from {relation}")
     return _figures(con, into)
 
 

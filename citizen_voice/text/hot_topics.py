@@ -20,6 +20,7 @@ import json
 
 import duckdb
 
+from citizen_voice.digest import digest_sql
 from citizen_voice.privacy import scrub_text
 from citizen_voice.text.keywords import TOPIC_TABLE
 from citizen_voice.text.tokens import SCHEMA, STATE_SCHEMA, TEXTS, ensure_schema
@@ -38,12 +39,12 @@ LENGTHS = {"day": "interval 1 day", "week": "interval 7 day", "month": "interval
 AREAS = {"city": "'city'", "district": "district_code", "street": "street_code"}
 STATE = f"{STATE_SCHEMA}.hot_topic_inputs"
 META = f"{STATE_SCHEMA}.hot_topic_meta"
-STATE_VERSION = 1  # bump when the state tables change meaning
-# what a hot-topic row reads of an order, as a hash: an order whose hash changed changes its periods
+STATE_VERSION = 2  # bump when the state tables change meaning (2: digests instead of DuckDB hashes)
+# what a hot-topic row reads of an order, as a digest: an order whose digest changed changes its periods
+_CODES = ["category_code", "district_code", "street_code", "title"]
 INPUTS = f"""
     select order_no, received_date,
-           hash(received_date, demand_type_code is distinct from 'WX', category_code, district_code, street_code,
-                title) as input_hash
+           {digest_sql(["received_date", "demand_type_code is distinct from 'WX'", *_CODES], _CODES)} as input_hash
     from {TEXTS}"""
 SCRUB_FUNCTION = "cv_scrub_title"
 

@@ -38,6 +38,7 @@ import pyarrow as pa
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from citizen_voice.digest import digest_sql
 from citizen_voice.text import store
 from citizen_voice.text.tokens import SCHEMA, STATE_SCHEMA, TEXTS, ensure_schema
 from citizen_voice.text.tokens import TABLE as TOKENS
@@ -315,15 +316,16 @@ ORDERED = "order by f.received_at, f.order_no"  # the linker's order; positions 
 STATE = f"{STATE_SCHEMA}.repeat_state"
 TERMS = f"{STATE_SCHEMA}.repeat_terms"
 META = f"{STATE_SCHEMA}.repeat_meta"
-STATE_VERSION = 1  # bump when the state tables change meaning
+STATE_VERSION = 2  # bump when the state tables change meaning (2: digests instead of DuckDB hashes)
 FULL_SHARE = 0.25  # more changed orders than this share of all: a full recompute is cheaper
 # The inputs of an order's links (received_at, demand type, caller, level-2 category, place, tokens) and
-# of its 并单 suggestion, as hashes: an order whose hash changed is re-linked.
+# of its 并单 suggestion, as digests: an order whose digest changed is re-linked.
+_LINKED_TEXTS = ["f.demand_type_code", "f.caller_key", "t.category_l2_code", "f.street_code", "f.community_code",
+                 "coalesce(k.tokens, '')"]
 INPUTS = f"""
     select f.order_no, f.received_at, f.caller_key, coalesce(f.community_code, f.street_code) as place,
-           hash(f.received_at, f.demand_type_code, f.caller_key, t.category_l2_code, f.street_code,
-                f.community_code, coalesce(k.tokens, '')) as input_hash,
-           hash(f.received_at, f.closed_at, f.parent_order_no) as merge_hash
+           {digest_sql(["f.received_at", *_LINKED_TEXTS], _LINKED_TEXTS)} as input_hash,
+           {digest_sql(["f.received_at", "f.closed_at", "f.parent_order_no"], ["f.parent_order_no"])} as merge_hash
     from marts.fct_work_orders f
     left join {TEXTS} t on t.order_no = f.order_no
     left join {TOKENS} k on k.order_no = f.order_no"""

@@ -277,3 +277,32 @@ def test_a_personal_value_in_a_replaced_row_is_caught_and_the_previous_snapshot_
     assert {(h.location, h.column) for h in error.value.hits} == {("marts.fct_work_orders", "resolution")}
     assert os.stat(first.path).st_ino == os.stat(snapshot.snapshot_path(published)).st_ino
     assert not [p for p in published.rglob(".*")]
+
+
+def test_a_text_changed_to_one_with_the_same_duckdb_hash_is_published_again(warehouse_copy, tmp_path, known,
+                                                                             monkeypatch):
+    monkeypatch.setattr(snapshot, "ROW_LEVEL_MIN_ROWS", 1)
+    colliding = ("GD20260525001810", "GD20260225001815")  # one DuckDB hash() for both (citizen_voice.digest)
+    order_no, _ = change_one_order(warehouse_copy)
+
+    def resolution_becomes(text: str) -> None:
+        with duckdb.connect(str(warehouse_copy)) as con:
+            assert con.execute("select hash(?) = hash(?)", list(colliding)).fetchone()[0]
+            con.execute("update marts.fct_work_orders set resolution = ? where order_no = ?", [text, order_no])
+
+    resolution_becomes(colliding[0])
+    with duckdb.connect(str(warehouse_copy), read_only=True) as con:
+        shares.publish_shares(con, tmp_path, known=known)
+    snapshot.publish_snapshot(warehouse_copy, tmp_path, known=known)
+    resolution_becomes(colliding[1])
+    with duckdb.connect(str(warehouse_copy), read_only=True) as con:
+        again = shares.publish_shares(con, tmp_path, known=known)
+    replaced = snapshot.publish_snapshot(warehouse_copy, tmp_path, known=known)
+
+    assert again.parts.written == 1
+    rows = files.read_published(tmp_path / "shares" / "SWJ", "work_orders").to_pylist()
+    assert next(r for r in rows if r["order_no"] == order_no)["resolution"] == colliding[1]
+    assert replaced.replaced_rows == {"marts.fct_work_orders": (1, 1)}
+    with duckdb.connect(str(replaced.path), read_only=True) as con:
+        assert con.execute("select resolution from marts.fct_work_orders where order_no = ?",
+                           [order_no]).fetchone()[0] == colliding[1]
