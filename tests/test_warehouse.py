@@ -1,7 +1,8 @@
 """An in-memory scratch database (the privacy gate's scans, the Open311 API's table) works under the
 platform's DuckDB settings and spills beside the warehouse, not into the working directory."""
 
-import duckdb
+
+from support.duckdb_settings import memory_limit_as_shown
 
 from citizen_voice import warehouse
 
@@ -12,11 +13,8 @@ def test_a_scratch_database_spills_beside_the_warehouse_under_the_platforms_limi
     monkeypatch.setenv("CV_WAREHOUSE", str(tmp_path / "data" / "warehouse.duckdb"))
     monkeypatch.setenv("CV_DUCKDB_MEMORY_LIMIT", "64MB")
     monkeypatch.chdir(tmp_path / "elsewhere")
-    with duckdb.connect() as reference:
-        reference.execute("set memory_limit = '64MB'")
-        expected_limit = reference.execute("select current_setting('memory_limit')").fetchone()[0]
     with warehouse.scratch_connection() as con:
-        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == expected_limit
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == memory_limit_as_shown("64MB")
         # twice the limit: the table's blocks must go to disk
         con.execute("create table wide as select range as id, md5(range::varchar) || md5((range + 1)::varchar) as text "
                     "from range(2000000)")

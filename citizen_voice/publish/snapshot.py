@@ -7,15 +7,16 @@ it undisturbed (its open file is unaffected by the rename), the next connection 
 whole, and the pipeline's warehouse is never held by a BI tool. Table `meta.snapshot` says which
 run a snapshot comes from.
 
-Incremental: `meta.table_fingerprints` records per table a content fingerprint (count, bit_xor and
-sum of the row digests (citizen_voice.digest), and the column types, computed over the warehouse's rows) and what it was
-gated against. The temporary file starts as a file copy of the previous snapshot (a sequential
-copy); then per table, by fingerprint:
+Incremental: `meta.table_fingerprints` records per table a content fingerprint (from the count,
+bit_xor and sum of the row digests (citizen_voice.digest), which it also keeps, and the column types,
+computed over the warehouse's rows) and what it was gated against. The temporary file starts as a
+file copy of the previous snapshot (a sequential copy); then per table, by fingerprint:
 * unchanged: kept as it is, gated only as gate.regate_plan asks (newly known values, or nothing);
 * changed, big, same columns: rows replaced (`_replace_rows`): the rows whose hash is no longer in
   the warehouse are deleted, the warehouse's rows whose hash is not in the copy are inserted. The
-  result's fingerprint, derived from the hashes, must equal the warehouse's; otherwise (duplicate
-  rows, or too many changed rows) the table is copied whole;
+  result's figures, from the recorded ones and the digests of the rows replaced, must equal the
+  warehouse's; otherwise (duplicate rows, a hash shared by two rows, or too many changed rows) the
+  table is copied whole;
 * otherwise (new, small, other columns) copied whole; tables gone from the warehouse are dropped.
 Everything new is gated in full: whole copies, and the inserted rows of a replaced table (named as
 the table); the rows kept from the previous snapshot as regate_plan asks. The content equals a
@@ -91,28 +92,22 @@ def fingerprint_of(types: list[tuple[str, str]], count: int, xor, total) -> str:
     return files.content_fingerprint(json.dumps(types), count, xor, total)
 
 
-def table_fingerprints(con: duckdb.DuckDBPyConnection, tables: list[str], catalog: str | None = None) -> dict[str, str]:
-    """schema.table -> fingerprint of its rows (order-independent) and column types."""
-    found = {}
-    for qualified in tables:
-        relation = _name(qualified, catalog)
-        types = column_types(con, relation)
-        count, xor, total = con.execute(
-            f"select count(*), bit_xor(h), sum(h::hugeint)::varchar "
-            f"from (select {row_digest_sql(types)} as h from {relation})").fetchone()
-        found[qualified] = fingerprint_of(types, count, xor, total)
-    return found
+def table_figures(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, int | None, str | None]:
+    """count, bit_xor and sum of the row digests of a relation."""
+    return con.execute(f"select count(*), bit_xor(d), sum(d::hugeint)::varchar from "
+                       f"(select {row_digest_sql(column_types(con, relation))} as d from {relation})").fetchone()
 
 
-def previous_fingerprints(path: Path) -> dict[str, tuple[str, str]]:
-    """schema.table -> (fingerprint, gated_against) recorded in the current snapshot ({} if none)."""
+def previous_fingerprints(path: Path) -> dict[str, tuple[str, str, tuple]]:
+    """schema.table -> (fingerprint, gated_against, figures) recorded in the current snapshot ({} if none)."""
     if not path.exists():
         return {}
     try:
         with duckdb.connect(str(path), read_only=True) as con:
-            return {t: (f, g) for t, f, g in con.execute(
-                f"select table_name, fingerprint, gated_against from {FINGERPRINTS}").fetchall()}
-    except duckdb.Error:  # an older snapshot without fingerprints (or unreadable): gate everything
+            return {t: (f, g, (count, xor, total)) for t, f, g, count, xor, total in con.execute(
+                f"select table_name, fingerprint, gated_against, row_count, digest_xor, digest_sum "
+                f"from {FINGERPRINTS}").fetchall()}
+    except duckdb.Error:  # an older snapshot without fingerprints or figures (or unreadable): built fresh
         return {}
 
 
@@ -134,42 +129,51 @@ def _copy_whole(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
     con.execute(f"create or replace table {_name(qualified)} as select * from {_name(qualified, SOURCE)}")
 
 
-def _figures(con: duckdb.DuckDBPyConnection, hashes: str) -> tuple[int, int | None, str | None]:
-    """count, bit_xor and sum of the hashes in table `hashes` (column h), as table_fingerprints has them."""
-    return con.execute(f"select count(*), bit_xor(h), sum(h::hugeint)::varchar from {hashes}").fetchone()
+def _figures(con: duckdb.DuckDBPyConnection, relation: str, column: str = "d") -> tuple[int, int | None, str | None]:
+    """count, bit_xor and sum of a relation's column of digests, as table_figures has them."""
+    return con.execute(f"select count(*), bit_xor({column}), sum({column}::hugeint)::varchar from {relation}").fetchone()
 
 
-def hash_rows(con: duckdb.DuckDBPyConnection, qualified: str, catalog: str | None, into: str) -> tuple:
-    """Table `into` (row_id, h): the row hashes of a base table; returns their figures."""
+def hash_rows(con: duckdb.DuckDBPyConnection, qualified: str, catalog: str | None, into: str,
+              digests: bool = False) -> tuple | None:
+    """Table `into` (row_id, h[, d]): each row of a base table with DuckDB's hash (h: cheap, to match rows)
+    and, with `digests`, its digest (d); returns the digests' figures (None without)."""
     relation = _name(qualified, catalog)
-    con.execute(f"create or replace table {into} as select rowid as row_id, "
-                f"{row_digest_sql(column_types(con, relation))} as h from {relation}")
-    return _figures(con, into)
+    digest = f", {row_digest_sql(column_types(con, relation))} as d" if digests else ""
+    con.execute(f"create or replace table {into} as select rowid as row_id, hash(_cv_row) as h{digest} "
+                f"from {relation} _cv_row")
+    return _figures(con, into) if digests else None
 
 
 def _replace_rows(con: duckdb.DuckDBPyConnection, qualified: str, types: list[tuple[str, str]],
-                  source_figures: tuple) -> tuple[int, int, str] | None:
-    """Make the kept table's rows those of the warehouse's by replacing only the rows whose hash
-    differs (the warehouse's row hashes are in {DELTA}.source_hashes): (deleted, inserted, relation of
-    the inserted rows), or None (left unchanged) when that would not give the warehouse's figures
-    (duplicate rows) or would touch too many rows."""
+                  source_figures: tuple, kept_figures: tuple) -> tuple[int, int, str] | None:
+    """Make the kept table's rows those of the warehouse's by replacing only the rows whose hash differs
+    (the warehouse's rows are in {DELTA}.source_hashes): (deleted, inserted, relation of the inserted
+    rows), or None (left unchanged) when that would touch too many rows or not give the warehouse's rows.
+    Rows are matched by DuckDB's hash, which costs a fifth of a digest; the result is checked by digests:
+    the kept table's figures (recorded when it was written) less the deleted rows' plus the inserted
+    rows' must be the warehouse's. Two rows taken for the same by their hash (duplicates, or a hash
+    shared by different texts) fail that check, and the table is copied whole."""
     kept = _name(qualified)
     if column_types(con, kept) != types:
         return None
-    kept_figures = hash_rows(con, qualified, None, f"{DELTA}.kept_hashes")
-    con.execute(f"create or replace table {DELTA}.new as select row_id, h from {DELTA}.source_hashes "
+    hash_rows(con, qualified, None, f"{DELTA}.kept_hashes")
+    con.execute(f"create or replace table {DELTA}.new as select row_id, h, d from {DELTA}.source_hashes "
                 f"anti join {DELTA}.kept_hashes using (h)")
-    con.execute(f"create or replace table {DELTA}.gone as select row_id, h from {DELTA}.kept_hashes "
+    con.execute(f"create or replace table {DELTA}.gone as select row_id from {DELTA}.kept_hashes "
                 f"anti join {DELTA}.source_hashes using (h)")
-    (inserted, new_xor, new_sum), (deleted, gone_xor, gone_sum) = (
-        _figures(con, f"{DELTA}.new"), _figures(con, f"{DELTA}.gone"))
+    inserted, new_xor, new_sum = _figures(con, f"{DELTA}.new")
+    deleted = con.execute(f"select count(*) from {DELTA}.gone").fetchone()[0]
     if deleted + inserted > ROW_LEVEL_MAX_SHARE * max(source_figures[0], 1):
         return None
-    # what the table would hold, kept - gone + new, must be the warehouse's rows (as far as hashes tell)
+    _, gone_xor, gone_sum = con.execute(
+        f"select count(*), bit_xor(d), sum(d::hugeint)::varchar from (select {row_digest_sql(types)} as d "
+        f"from {kept} where rowid in (select row_id from {DELTA}.gone))").fetchone()
+    # what the table would hold, kept - gone + new, must be the warehouse's rows (as far as digests tell)
     count = kept_figures[0] - deleted + inserted
     xor = (kept_figures[1] or 0) ^ (gone_xor or 0) ^ (new_xor or 0)
     total = int(kept_figures[2] or 0) - int(gone_sum or 0) + int(new_sum or 0)
-    if (count, xor if count else None, str(total) if count else None) != source_figures:
+    if (count, xor if count else None, str(total) if count else None) != tuple(source_figures):
         return None
     rows = f'{DELTA}."inserted_rows_{qualified}"'
     con.execute(f"create or replace table {rows} as select * from {_name(qualified, SOURCE)} "
@@ -224,6 +228,7 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
             for schema in {t.split(".", 1)[0] for t in kept} - {*report.schemas, META_SCHEMA}:
                 con.execute(f'drop schema "{schema}" cascade')
             fingerprints: dict[str, str] = {}
+            figures_of: dict[str, tuple] = {}
             gate_now: list[tuple[str, str]] = []  # (relation, location): new content, scanned in full
             unchanged: dict[str, set[str]] = {}  # what they were gated against -> tables kept as they were
             for table in tables:
@@ -232,18 +237,19 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
                 row_level = (report.reused_previous and table in kept and before is not None
                              and table in base_tables and con.execute(
                                  f"select count(*) from {_name(table, SOURCE)}").fetchone()[0] >= ROW_LEVEL_MIN_ROWS)
-                if row_level:  # hashed once: for the fingerprint and, if changed, the rows to replace
-                    figures = hash_rows(con, table, SOURCE, f"{DELTA}.source_hashes")
-                    fingerprints[table] = fingerprint_of(types, *figures)
+                if row_level:  # read once: for the fingerprint and, if changed, the rows to replace
+                    figures = hash_rows(con, table, SOURCE, f"{DELTA}.source_hashes", digests=True)
                 else:
-                    fingerprints.update(table_fingerprints(con, [table], SOURCE))
+                    figures = table_figures(con, _name(table, SOURCE))
+                figures_of[table] = figures
+                fingerprints[table] = fingerprint_of(types, *figures)
                 if before is not None and before[0] == fingerprints[table]:
                     if table not in kept:  # a fresh build: the same rows, gated before
                         _copy_whole(con, table)
                         report.copied_tables.append(table)
                     unchanged.setdefault(before[1], set()).add(table)
                     continue
-                replaced = _replace_rows(con, table, types, figures) if row_level else None
+                replaced = _replace_rows(con, table, types, figures, before[2]) if row_level else None
                 if replaced is None:
                     _copy_whole(con, table)
                     report.copied_tables.append(table)
@@ -260,10 +266,13 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
                         "cast(? as timestamptz) as created_at, ? as source_warehouse, ? as tables",
                         [report.snapshot_id, datetime.now(UTC), source_path.name,
                          json.dumps(report.tables, ensure_ascii=False)])
-            con.execute(f"create table {FINGERPRINTS} (table_name varchar, fingerprint varchar, gated_against varchar)")
+            con.execute(f"create table {FINGERPRINTS} (table_name varchar, fingerprint varchar, gated_against varchar, "
+                        "row_count bigint, digest_xor ubigint, digest_sum varchar)")
             if fingerprints:
-                con.execute(f"insert into {FINGERPRINTS} select unnest(?::varchar[]), unnest(?::varchar[]), ?",
-                            [list(fingerprints), list(fingerprints.values()), gated_against])
+                con.execute(f"insert into {FINGERPRINTS} select unnest(?::varchar[]), unnest(?::varchar[]), ?, "
+                            "unnest(?::bigint[]), unnest(?::ubigint[]), unnest(?::varchar[])",
+                            [list(fingerprints), list(fingerprints.values()), gated_against,
+                             *([figures_of[t][i] for t in fingerprints] for i in range(3))])
             gate_now += [(_name(t), t) for t in (f"{META_SCHEMA}.snapshot", FINGERPRINTS)]
             con.execute(f"detach {SOURCE}")
             gate.gate_relations(con, gate_now, known)

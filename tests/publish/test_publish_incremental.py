@@ -302,7 +302,9 @@ def test_a_text_changed_to_one_with_the_same_duckdb_hash_is_published_again(ware
     assert again.parts.written == 1
     rows = files.read_published(tmp_path / "shares" / "SWJ", "work_orders").to_pylist()
     assert next(r for r in rows if r["order_no"] == order_no)["resolution"] == colliding[1]
-    assert replaced.replaced_rows == {"marts.fct_work_orders": (1, 1)}
+    # its rows are matched by DuckDB's hash, which takes the row for unchanged: the digests tell, and the
+    # table is copied whole
+    assert "marts.fct_work_orders" in replaced.copied_tables and not replaced.replaced_rows
     with duckdb.connect(str(replaced.path), read_only=True) as con:
         assert con.execute("select resolution from marts.fct_work_orders where order_no = ?",
                            [order_no]).fetchone()[0] == colliding[1]

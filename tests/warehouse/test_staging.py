@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from support.duckdb_settings import memory_limit_as_shown
 
 from simulator import exports
 from simulator.generator import SandboxParams
@@ -84,18 +85,12 @@ def dbt_memory_limit(staged, dbt, env: dict[str, str]) -> str:
     return json.loads(shown[-1]["preview"])[0]["memory_limit"]
 
 
-def duckdb_rendering(limit: str) -> str:
-    with duckdb.connect() as con:
-        con.execute(f"set memory_limit = '{limit}'")
-        return con.execute("select current_setting('memory_limit')").fetchone()[0]
-
-
 def test_dbt_runs_under_its_own_memory_limit(staged, dbt, monkeypatch):
     """dbt's process runs beside the Dagster process, so its DuckDB gets 512 MB by default, less than the
     platform's 1 GB (CV_DUCKDB_MEMORY_LIMIT does not raise it); CV_DBT_MEMORY_LIMIT sets it."""
     monkeypatch.delenv("CV_DBT_MEMORY_LIMIT", raising=False)
-    assert dbt_memory_limit(staged, dbt, {"CV_DUCKDB_MEMORY_LIMIT": "1GB"}) == duckdb_rendering("512MB")
-    assert dbt_memory_limit(staged, dbt, {"CV_DBT_MEMORY_LIMIT": "300MB"}) == duckdb_rendering("300MB")
+    assert dbt_memory_limit(staged, dbt, {"CV_DUCKDB_MEMORY_LIMIT": "1GB"}) == memory_limit_as_shown("512MB")
+    assert dbt_memory_limit(staged, dbt, {"CV_DBT_MEMORY_LIMIT": "300MB"}) == memory_limit_as_shown("300MB")
 
 
 def test_hotline_orders_carry_true_values_and_only_masked_caller_fields(staged, truth):
