@@ -53,7 +53,8 @@ def _key_sql(columns: list[str], alias: str = "") -> str:
 
 def keys_and_digests(table: pa.Table, spec: TableSpec, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
     """Per record of `table` (in its order): its key, the digest of the whole record as received and a
-    hash of the key. `con`: an in-memory DuckDB connection to reuse (a new one costs 3-40 ms a batch)."""
+    hash of the key (MD5's lower 64 bits: DuckDB's hash gives 0.8 % of order numbers another's). `con`: an
+    in-memory DuckDB connection to reuse (a new one costs 3-40 ms a batch)."""
     if not spec.primary_key or not set(spec.primary_key) <= set(table.column_names) or not table.num_rows:
         return pa.table({"record_key": pa.nulls(table.num_rows, pa.string()),
                          "digest": pa.nulls(table.num_rows, pa.uint64()),
@@ -64,7 +65,7 @@ def keys_and_digests(table: pa.Table, spec: TableSpec, con: duckdb.DuckDBPyConne
     con.register("incoming", table)
     try:
         digest = row_digest_sql(columns_of(con, "select * from incoming"))
-        return con.sql(f"select record_key, digest, hash(record_key) as key_hash from (select "
+        return con.sql(f"select record_key, digest, md5_number_lower(record_key) as key_hash from (select "
                        f"{_key_sql(spec.primary_key)} as record_key, {digest} as digest from incoming)"
                        ).to_arrow_table()
     finally:
@@ -132,7 +133,7 @@ class UnchangedRecords:
                 continue
             # only what the raw table still holds from the load that wrote it
             known = con.sql(
-                f"select hash(d.record_key) as key_hash, d.digest, d.load_id from {TABLE} as d join "
+                f"select md5_number_lower(d.record_key) as key_hash, d.digest, d.load_id from {TABLE} as d join "
                 f"(select {_key_sql(spec.primary_key, 'r')} as record_key, cast(r._dlt_load_id as varchar) as load_id "
                 f'from "{self.entry.dataset}"."{spec.name}" as r) as held '
                 "on held.record_key = d.record_key and held.load_id = d.load_id "
