@@ -92,10 +92,10 @@ def fingerprint_of(types: list[tuple[str, str]], count: int, xor, total) -> str:
     return files.content_fingerprint(json.dumps(types), count, xor, total)
 
 
-def table_figures(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, int | None, str | None]:
-    """count, bit_xor and sum of the row digests of a relation."""
-    return con.execute(f"select count(*), bit_xor(d), sum(d::hugeint)::varchar from "
-                       f"(select {row_digest_sql(column_types(con, relation))} as d from {relation})").fetchone()
+def table_figures(con: duckdb.DuckDBPyConnection, relation: str, types: list[tuple[str, str]],
+                  where: str = "") -> tuple[int, int | None, str | None]:
+    """count, bit_xor and sum of the row digests of a relation with these column types (of its rows `where`)."""
+    return _figures(con, f"(select {row_digest_sql(types)} as d from {relation} {where})")
 
 
 def previous_fingerprints(path: Path) -> dict[str, tuple[str, str, tuple]]:
@@ -129,20 +129,19 @@ def _copy_whole(con: duckdb.DuckDBPyConnection, qualified: str) -> None:
     con.execute(f"create or replace table {_name(qualified)} as select * from {_name(qualified, SOURCE)}")
 
 
-def _figures(con: duckdb.DuckDBPyConnection, relation: str, column: str = "d") -> tuple[int, int | None, str | None]:
-    """count, bit_xor and sum of a relation's column of digests, as table_figures has them."""
-    return con.execute(f"select count(*), bit_xor({column}), sum({column}::hugeint)::varchar from {relation}").fetchone()
+def _figures(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, int | None, str | None]:
+    """count, bit_xor and sum of a relation's column of digests `d`."""
+    return con.execute(f"select count(*), bit_xor(d), sum(d::hugeint)::varchar from {relation}").fetchone()
 
 
-def hash_rows(con: duckdb.DuckDBPyConnection, qualified: str, catalog: str | None, into: str,
-              digests: bool = False) -> tuple | None:
+def hash_rows(con: duckdb.DuckDBPyConnection, relation: str, into: str,
+              digest_types: list[tuple[str, str]] | None = None) -> tuple | None:
     """Table `into` (row_id, h[, d]): each row of a base table with DuckDB's hash (h: cheap, to match rows)
-    and, with `digests`, its digest (d); returns the digests' figures (None without)."""
-    relation = _name(qualified, catalog)
-    digest = f", {row_digest_sql(column_types(con, relation))} as d" if digests else ""
+    and, given its column types, its digest (d); returns the digests' figures (None without)."""
+    digest = f", {row_digest_sql(digest_types)} as d" if digest_types else ""
     con.execute(f"create or replace table {into} as select rowid as row_id, hash(_cv_row) as h{digest} "
                 f"from {relation} _cv_row")
-    return _figures(con, into) if digests else None
+    return _figures(con, into) if digest_types else None
 
 
 def _replace_rows(con: duckdb.DuckDBPyConnection, qualified: str, types: list[tuple[str, str]],
@@ -157,7 +156,7 @@ def _replace_rows(con: duckdb.DuckDBPyConnection, qualified: str, types: list[tu
     kept = _name(qualified)
     if column_types(con, kept) != types:
         return None
-    hash_rows(con, qualified, None, f"{DELTA}.kept_hashes")
+    hash_rows(con, kept, f"{DELTA}.kept_hashes")
     con.execute(f"create or replace table {DELTA}.new as select row_id, h, d from {DELTA}.source_hashes "
                 f"anti join {DELTA}.kept_hashes using (h)")
     con.execute(f"create or replace table {DELTA}.gone as select row_id from {DELTA}.kept_hashes "
@@ -166,9 +165,7 @@ def _replace_rows(con: duckdb.DuckDBPyConnection, qualified: str, types: list[tu
     deleted = con.execute(f"select count(*) from {DELTA}.gone").fetchone()[0]
     if deleted + inserted > ROW_LEVEL_MAX_SHARE * max(source_figures[0], 1):
         return None
-    _, gone_xor, gone_sum = con.execute(
-        f"select count(*), bit_xor(d), sum(d::hugeint)::varchar from (select {row_digest_sql(types)} as d "
-        f"from {kept} where rowid in (select row_id from {DELTA}.gone))").fetchone()
+    _, gone_xor, gone_sum = table_figures(con, kept, types, f"where rowid in (select row_id from {DELTA}.gone)")
     # what the table would hold, kept - gone + new, must be the warehouse's rows (as far as digests tell)
     count = kept_figures[0] - deleted + inserted
     xor = (kept_figures[1] or 0) ^ (gone_xor or 0) ^ (new_xor or 0)
@@ -238,9 +235,9 @@ def publish_snapshot(warehouse_path: Path | None = None, published: Path | None 
                              and table in base_tables and con.execute(
                                  f"select count(*) from {_name(table, SOURCE)}").fetchone()[0] >= ROW_LEVEL_MIN_ROWS)
                 if row_level:  # read once: for the fingerprint and, if changed, the rows to replace
-                    figures = hash_rows(con, table, SOURCE, f"{DELTA}.source_hashes", digests=True)
+                    figures = hash_rows(con, _name(table, SOURCE), f"{DELTA}.source_hashes", types)
                 else:
-                    figures = table_figures(con, _name(table, SOURCE))
+                    figures = table_figures(con, _name(table, SOURCE), types)
                 figures_of[table] = figures
                 fingerprints[table] = fingerprint_of(types, *figures)
                 if before is not None and before[0] == fingerprints[table]:
