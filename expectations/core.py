@@ -52,6 +52,38 @@ class Check:
         return type(self.expectation)(**fields, meta=meta, severity=self.severity)
 
 
+TOUCHED_SCOPES = "suite_touched"  # the temporary table of touched scope hashes a scoped frame reads
+
+
+def in_scope(column: str) -> str:
+    """A scoped frame's filter: the row's scope value is touched (a hash match: a collision only adds rows)."""
+    return f"hash({column}) in (select scope_hash from {TOUCHED_SCOPES})"
+
+
+@dataclass(frozen=True)
+class ScopeInput:
+    relation: str  # a table or view the frame reads
+    scope: str  # its expression of the scope value (e.g. order_no)
+    load: str  # its expression of the load that last wrote the row
+
+
+@dataclass(frozen=True)
+class Scope:
+    """How a suite's frame splits into independent parts (expectations.runner validates only touched parts).
+
+    Every frame row's content depends only on rows of `main` and `others` with the same scope value,
+    and those rows change only in a load, so a part is touched when a new load wrote one of its input
+    rows, or when a record of it moved there from another part. `main` has exactly one row per frame
+    row; `frame_sql` is the frame with each input filtered by in_scope (each input is filtered before
+    its joins and aggregates: a filter on the whole frame is not pushed down by DuckDB)."""
+    column: str  # the frame's scope column
+    frame_sql: str
+    main: ScopeInput
+    key: str  # main's expression of the frame's record_key
+    unique: tuple[tuple[str, str], ...] = ()  # per uniqueness rule: (frame column, main's expression)
+    others: tuple[ScopeInput, ...] = ()
+
+
 @dataclass(frozen=True)
 class Suite:
     name: str  # e.g. raw_hotline.orders, marts.fct_work_orders
@@ -62,6 +94,7 @@ class Suite:
     table: str | None = None  # registry table name for raw suites
     description: str = ""
     extra_columns: tuple[str, ...] = field(default=())  # kept with failing records (e.g. order_no)
+    scope: Scope | None = None  # the frame's independent parts, if it has them (validated part by part)
 
     def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)

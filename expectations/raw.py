@@ -15,11 +15,14 @@ from datetime import datetime, timedelta
 
 from expectations.core import (
     Check,
+    Scope,
+    ScopeInput,
     Suite,
     ValueSets,
     at_most,
     between,
     has_columns,
+    in_scope,
     in_set,
     max_length,
     not_before,
@@ -64,15 +67,46 @@ def boundary_rule(reason: str) -> tuple[str, str, str]:
     raise AssertionError("the empty prefix matches every reason")
 
 
-def hotline_orders(v: ValueSets) -> Suite:
-    n = "raw_hotline.orders"
-    sql = f"""
+# each order's first accept (the null order_no as one group, as a window partition would have it): a
+# grouped join, not `min(…) over (partition by order_no)`, which drags every column through the window
+ACCEPTED_AT = """select order_no, min(occurred_at) filter (where event_type = 'accept') as accepted_at
+                 from {events} group by order_no"""
+
+
+def _where(in_part, column: str) -> str:
+    """The filter of a scoped frame's input (nothing for the whole frame)."""
+    return f" where {in_part(column)}" if in_part else ""
+
+
+def _hotline_orders_frame(in_part=None) -> str:
+    return f"""
         select source_record as record_key, order_no,
                coalesce(cast(updated_at as date), {_load_day('load_id')}) as record_day,
                cast(load_id as varchar) as load_id, channel_code, demand_type_code, urgency, category_code,
                district_code, street_code, status, received_at, updated_at, content
-        from staging.stg_hotline__orders"""
-    return Suite(n, ("raw_hotline", "orders"), sql, source="hotline", table="orders", checks=(
+        from staging.stg_hotline__orders{_where(in_part, 'order_no')}"""
+
+
+def _hotline_events_frame(in_part=None) -> str:
+    events = f"staging.stg_hotline__events{_where(in_part, 'order_no')}"
+    return f"""
+        with orders as (select distinct order_no from raw_hotline.orders{_where(in_part, 'order_no')}),
+        accepts as ({ACCEPTED_AT.format(events=events)})
+        select events.source_record as record_key, events.order_no,
+               coalesce(cast(events.recorded_at as date), {_load_day('events.load_id')}) as record_day,
+               cast(events.load_id as varchar) as load_id, events.event_id, events.event_type, events.dept_code,
+               events.role, events.occurred_at, events.recorded_at, accepts.accepted_at,
+               orders.order_no is not null as order_known
+        from staging.stg_hotline__events as events
+        left join orders on orders.order_no = events.order_no
+        left join accepts on accepts.order_no is not distinct from events.order_no{_where(in_part, 'events.order_no')}"""
+
+
+def hotline_orders(v: ValueSets) -> Suite:
+    n = "raw_hotline.orders"
+    return Suite(n, ("raw_hotline", "orders"), _hotline_orders_frame(), source="hotline", table="orders", scope=Scope(
+        "order_no", _hotline_orders_frame(in_scope), ScopeInput("staging.stg_hotline__orders", "order_no", "load_id"),
+        key="source_record", unique=(("order_no", "order_no"),)), checks=(
         Check(f"{n}.schema", has_columns(["record_key", "order_no", "received_at", "updated_at"]),
               dimension="schema", description="表结构包含必需字段"),
         Check(f"{n}.order_no_unique", unique("order_no"), dimension="consistency", column="order_no",
@@ -109,26 +143,12 @@ def hotline_orders(v: ValueSets) -> Suite:
     ))
 
 
-# each order's first accept (the null order_no as one group, as a window partition would have it): a
-# grouped join, not `min(…) over (partition by order_no)`, which drags every column through the window
-ACCEPTED_AT = """select order_no, min(occurred_at) filter (where event_type = 'accept') as accepted_at
-                 from {events} group by order_no"""
-
-
 def hotline_events(v: ValueSets) -> Suite:
     n = "raw_hotline.events"
-    sql = f"""
-        with orders as (select distinct order_no from raw_hotline.orders),
-        accepts as ({ACCEPTED_AT.format(events="staging.stg_hotline__events")})
-        select events.source_record as record_key, events.order_no,
-               coalesce(cast(events.recorded_at as date), {_load_day('events.load_id')}) as record_day,
-               cast(events.load_id as varchar) as load_id, events.event_id, events.event_type, events.dept_code,
-               events.role, events.occurred_at, events.recorded_at, accepts.accepted_at,
-               orders.order_no is not null as order_known
-        from staging.stg_hotline__events as events
-        left join orders on orders.order_no = events.order_no
-        left join accepts on accepts.order_no is not distinct from events.order_no"""
-    return Suite(n, ("raw_hotline", "events"), sql, source="hotline", table="events", checks=(
+    return Suite(n, ("raw_hotline", "events"), _hotline_events_frame(), source="hotline", table="events", scope=Scope(
+        "order_no", _hotline_events_frame(in_scope), ScopeInput("staging.stg_hotline__events", "order_no", "load_id"),
+        key="source_record", unique=(("event_id", "event_id"),),
+        others=(ScopeInput("raw_hotline.orders", "order_no", "_dlt_load_id"),)), checks=(
         Check(f"{n}.schema", has_columns(["record_key", "event_id", "order_no", "event_type", "occurred_at"]),
               dimension="schema", description="表结构包含必需字段"),
         Check(f"{n}.event_id_unique", unique("event_id"), dimension="consistency", column="event_id",

@@ -19,16 +19,29 @@ hash is not remembered — new and changed records, and every record that failed
 repeated key, and counts the others as passing. The result is the same as validating everything
 (tested). The table is updated, not rewritten: a day adds the hashes of its new passing rows and drops
 those of rows gone or failing.
+
+A scoped suite (Suite.scope: the hotline's orders and events, by order) does not even read the parts of
+its frame that no new load touched. Its memory (ops.scoped_rows: per frame row the key, part, day, hash
+and verdict; ops.scoped_loads: the loads its inputs held) tells which parts a day's loads touched: the
+parts of rows from loads not seen before, the parts those records were in before, the parts sharing a
+unique value with them, and every part with a failing row. Only those are read and validated (their
+rows remembered as passing are skipped as above); the others are counted from the memory. The memory
+is rebuilt from the whole frame when there is none, when the rules, the scope, the reference seeds or
+the staging code changed, and when it and the main input disagree on the number of rows (a row gone
+outside any load). The result is the whole frame's (tested).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import itertools
 import json
 import logging
+import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -45,7 +58,7 @@ from citizen_voice import settings
 from citizen_voice.digest import columns_of, row_digest_sql
 from citizen_voice.memory import release_unused, use_system_allocator
 from citizen_voice.warehouse import has_table
-from expectations.core import RECORD_KEY, Check, Suite
+from expectations.core import RECORD_KEY, TOUCHED_SCOPES, Check, Suite
 
 
 @dataclass
@@ -62,6 +75,15 @@ class CheckResult:
         return not self.success
 
 
+@dataclass
+class ScopedState:
+    """A scoped suite's memory after this run (written by remember_passes)."""
+    fingerprint: str
+    rows_file: str  # Parquet: key_hash, scope_hash, record_day, row_hash, passed of every row read now
+    touched: object | None  # pyarrow table of the scope hashes whose rows rows_file replaces (None: all)
+    loads: list[tuple[str, str]]  # every (relation, load id) the suite's inputs hold now
+
+
 @dataclass(eq=False)
 class SuiteResult:
     suite: Suite
@@ -75,6 +97,7 @@ class SuiteResult:
     # pyarrow tables (row_hash) with remember=True: rows newly passing, and remembered rows gone or failing now
     passed_hashes: object = None
     forgotten_hashes: object = None
+    scoped_state: ScopedState | None = None  # a scoped suite's memory as it is now (remember=True)
 
     @property
     def errors(self) -> list[str]:
@@ -336,6 +359,7 @@ def _validate(suite: Suite, frame: pd.DataFrame, context=None) -> list[CheckResu
 
 FRAME_TABLE = "suite_frame"
 REMEMBERED_TABLE = "ops.validated_rows"
+REMEMBERED_ROWS = "remembered_rows"  # the temporary table of the hashes remembered for the suite run now
 ROW_HASH = "__row_hash"
 RULES_VERSION = 3  # raise when the way rows are judged changes: every remembered pass is then forgotten
 
@@ -356,9 +380,9 @@ def _remembered(con, suite: Suite, rules: str) -> str:
     exists = has_table(con, *REMEMBERED_TABLE.split("."))
     source = (f"select row_hash from {REMEMBERED_TABLE} where suite = $suite and fingerprint = $rules" if exists
               else "select null::ubigint as row_hash where false")
-    con.execute(f"create or replace temp table remembered_rows as {source}",
+    con.execute(f"create or replace temp table {REMEMBERED_ROWS} as {source}",
                 {"suite": suite.name, "rules": rules} if exists else None)
-    return "remembered_rows"
+    return REMEMBERED_ROWS
 
 
 NEW_ROWS_TABLE = "suite_new_rows"
@@ -377,8 +401,8 @@ def _remembered_changes(con, failing_rows: pd.DataFrame, validated: str):
     failing = f"({RECORD_KEY} is null or cast({RECORD_KEY} as varchar) in (select record_key from failing_keys))"
     try:
         gained = con.sql(f"select distinct {ROW_HASH} as row_hash from {validated} where not {failing} "
-                         f"and {ROW_HASH} not in (select row_hash from remembered_rows)").to_arrow_table()
-        lost = con.sql(f"select row_hash from remembered_rows where row_hash not in (select {ROW_HASH} from "
+                         f"and {ROW_HASH} not in (select row_hash from {REMEMBERED_ROWS})").to_arrow_table()
+        lost = con.sql(f"select row_hash from {REMEMBERED_ROWS} where row_hash not in (select {ROW_HASH} from "
                        f"{FRAME_TABLE} where not {failing})").to_arrow_table()
     finally:
         con.unregister("failing_keys")
@@ -389,24 +413,28 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
     """Validate the suite's records; the frame query runs once, into a temporary table (allowed on a
     read-only connection) that the counts and the chunks then read. With `remember`, only rows not
     remembered as passing are validated (copied once into a temporary table of their own), and the
-    result carries what to remember and forget now (write it with remember_passes)."""
+    result carries what to remember and forget now (write it with remember_passes); a scoped suite
+    (Suite.scope) then reads only the parts of its frame that new loads touched."""
     started = time.perf_counter()
     unique = sorted(set(_unique_columns(suite).values()))
     copies_tables = [f"{COPIES_TABLE}_{i}" for i in range(len(unique))]
+    parts = None
     try:
         if remember:
-            # a row's hash is of the frame row alone; its key's copies are counted on the frame table after
-            # (a scan of one column instead of the frame query run again: 2 s of the 5.4 M events at 1M), and
-            # every row of a repeated key is validated again, whatever its hash: a copy added beside a
-            # remembered row fails both
-            con.execute(f"create or replace temp table {FRAME_TABLE} as select *, "
-                        f"{row_digest_sql(columns_of(con, suite.frame_sql))} as {ROW_HASH} from ({suite.frame_sql})")
-            for column, table in zip(unique, copies_tables, strict=True):
-                copies = _copies_sql(f"select * from {FRAME_TABLE}", column)
-                con.execute(f"create or replace temp table {table} as {copies}")
+            parts = _read_scoped(con, suite, unique, copies_tables) if suite.scope else None
+            if parts is None or not parts.partial:
+                # a row's hash is of the frame row alone; its key's copies are counted on the frame table after
+                # (a scan of one column instead of the frame query run again: 2 s of the 5.4 M events at 1M), and
+                # every row of a repeated key is validated again, whatever its hash: a copy added beside a
+                # remembered row fails both
+                con.execute(f"create or replace temp table {FRAME_TABLE} as select *, "
+                            f"{row_digest_sql(columns_of(con, suite.frame_sql))} as {ROW_HASH} from ({suite.frame_sql})")
+                for column, table in zip(unique, copies_tables, strict=True):
+                    copies = _copies_sql(f"select * from {FRAME_TABLE}", column)
+                    con.execute(f"create or replace temp table {table} as {copies}")
             repeated = " or ".join(f'"{column}" in (select copied from {table})'
                                    for column, table in zip(unique, copies_tables, strict=True)) or "false"
-            remembered = _remembered(con, suite, fingerprint(suite))
+            remembered = REMEMBERED_ROWS if parts else _remembered(con, suite, fingerprint(suite))
             if con.execute(f"select count(*) from {remembered}").fetchone()[0]:
                 # the new hashes first (a scan of two columns), then their rows: 1.2 s instead of 1.8 s
                 # for the 5.4 M events at 1M, and what is gained is then looked up among the new rows only
@@ -425,18 +453,146 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
             to_check = replace(suite, frame_sql=f"select * from {FRAME_TABLE}")
         day_counts = _day_counts(con, replace(suite, frame_sql=f"select * from {FRAME_TABLE}"))
         rows = con.execute(f"select count(*) from {FRAME_TABLE}").fetchall()[0][0]
+        if parts:
+            day_counts.update(parts.outside_days)
+            rows += parts.outside_rows
         checked, results, failing_rows = _validate_chunks(con, to_check, context or _context(), chunk_rows,
                                                           restated=True)
-        gained, lost = _remembered_changes(con, failing_rows, validated) if remember else (None, None)
+        gained, lost, state = None, None, None
+        if parts:
+            state = _scoped_state(con, suite, parts, failing_rows)
+        elif remember:
+            gained, lost = _remembered_changes(con, failing_rows, validated)
     except Exception as error:  # noqa: BLE001 - a missing table/column is the suite's schema failure
         return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame could not be read: {error}")
     finally:
-        for table in (FRAME_TABLE, NEW_ROWS_TABLE, NEW_HASHES_TABLE, *copies_tables):
+        for table in (FRAME_TABLE, NEW_ROWS_TABLE, NEW_HASHES_TABLE, CHANGED_TABLE, TOUCHED_SCOPES,
+                      REMEMBERED_ROWS, *copies_tables):
             con.execute(f"drop table if exists {table}")
     for result in results:  # the rows not checked again passed every check before, unchanged
         result.element_count += rows - checked
     return SuiteResult(suite, rows, results, time.perf_counter() - started, failing_rows=failing_rows,
-                       day_counts=day_counts, remembered=rows - checked, passed_hashes=gained, forgotten_hashes=lost)
+                       day_counts=day_counts, remembered=rows - checked, passed_hashes=gained, forgotten_hashes=lost,
+                       scoped_state=state)
+
+
+SCOPED_ROWS = "ops.scoped_rows"  # a scoped suite's memory: every frame row's key, part, day, hash and verdict
+SCOPED_LOADS = "ops.scoped_loads"  # the loads its inputs held when it last ran
+CHANGED_TABLE = "suite_changed_rows"  # the main input's rows from loads the memory has not seen
+
+
+@dataclass
+class _Parts:
+    fingerprint: str
+    loads: list[tuple[str, str]]
+    partial: bool = False  # only the touched parts were read (else the whole frame, memory rebuilt)
+    outside_rows: int = 0  # rows of the parts not touched (from the memory)
+    outside_days: Counter = field(default_factory=Counter)
+
+
+@functools.cache
+def _staging_code() -> str:
+    """The staging layer's code (dbt models and macros): what turns raw rows into the rows frames read."""
+    project = settings.dbt_project_dir()
+    files = sorted(p for folder in ("models/staging", "macros") for p in (project / folder).rglob("*") if p.is_file())
+    return hashlib.sha256(b"".join(p.relative_to(project).as_posix().encode() + p.read_bytes() for p in files)
+                          ).hexdigest()
+
+
+def scoped_fingerprint(con, suite: Suite) -> str:
+    """What a scoped suite's memory depends on besides the loads: the rules (fingerprint), the scope, the
+    reference seeds the staging views join and the staging code; a change revalidates every part once."""
+    tables = [t for (t,) in con.execute("select table_name from information_schema.tables "
+                                        "where table_schema = 'reference' order by 1").fetchall()]
+    seeds = con.execute(" union all ".join(
+        f"select '{t}', md5(coalesce(string_agg(cast(r as varchar), '|' order by cast(r as varchar)), '')) "
+        f"from reference.{t} as r" for t in tables)).fetchall() if tables else []
+    text = json.dumps([fingerprint(suite), repr(suite.scope), sorted(seeds), _staging_code()], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _read_scoped(con, suite: Suite, unique: list[str], copies_tables: list[str]) -> _Parts:
+    """For a scoped suite with its memory: the touched parts of the frame into FRAME_TABLE, the copies
+    of their unique values counted over the whole main input, and their rows remembered as passing into
+    REMEMBERED_ROWS. Without a memory, or when the memory and the main input disagree on the number of
+    rows (a row gone outside any load), an empty REMEMBERED_ROWS: the caller reads the whole frame."""
+    scope = suite.scope
+    by_column = dict(scope.unique)
+    if missing := [c for c in unique if c not in by_column]:
+        raise ValueError(f"{suite.name}: the scope does not say how to count copies of {missing}")
+    parts = _Parts(scoped_fingerprint(con, suite), sorted(
+        {(i.relation, load) for i in (scope.main, *scope.others) for (load,) in con.execute(
+            f"select distinct cast({i.load} as varchar) from {i.relation} where {i.load} is not null").fetchall()}))
+    params = {"suite": suite.name, "fp": parts.fingerprint}
+    con.execute(f"create or replace temp table {REMEMBERED_ROWS} as select null::ubigint as row_hash where false")
+    if not has_table(con, *SCOPED_LOADS.split(".")) or not con.execute(
+            f"select count(*) from {SCOPED_LOADS} where suite = $suite and fingerprint = $fp", params).fetchone()[0]:
+        return parts
+    memory = f"from {SCOPED_ROWS} where suite = $suite and fingerprint = $fp"
+
+    def written_anew(source) -> str:  # rows a load wrote that the memory has not seen
+        return (f"{source.load} is null or cast({source.load} as varchar) not in (select load_id from "
+                f"{SCOPED_LOADS} where suite = $suite and fingerprint = $fp and relation = '{source.relation}')")
+
+    main = scope.main
+    con.execute(f"create or replace temp table {CHANGED_TABLE} as select hash({main.scope}) as scope_hash, "
+                f"md5_number_lower(cast({scope.key} as varchar)) as key_hash"
+                + "".join(f", {expr} as unique_{n}" for n, (_, expr) in enumerate(scope.unique))
+                + f" from {main.relation} where {written_anew(main)}", params)
+    touched = [f"select scope_hash from {CHANGED_TABLE}",
+               # the part a changed record was in, and every part with a failing row (validated again)
+               f"select scope_hash {memory} and (not passed or key_hash in (select key_hash from {CHANGED_TABLE}))",
+               *(f"select hash({other.scope}) from {other.relation} where {written_anew(other)}"
+                 for other in scope.others),
+               # a new copy of a unique value fails the rows it copies, wherever they are
+               *(f"select hash({main.scope}) from {main.relation} where {expr} in (select unique_{n} from {CHANGED_TABLE})"
+                 for n, (_, expr) in enumerate(scope.unique))]
+    con.execute(f"create or replace temp table {TOUCHED_SCOPES} as select distinct scope_hash from "
+                f"({' union all '.join(touched)}) as touched(scope_hash)", params)
+    con.execute(f"create or replace temp table {FRAME_TABLE} as select *, "
+                f"{row_digest_sql(columns_of(con, scope.frame_sql))} as {ROW_HASH} from ({scope.frame_sql})")
+    outside = con.execute(f"select record_day, count(distinct key_hash), count(*) {memory} and scope_hash not in "
+                          f"(select scope_hash from {TOUCHED_SCOPES}) group by all", params).fetchall()
+    main_rows = con.execute(f"select count(*) from {main.relation}").fetchone()[0]
+    if main_rows != sum(n for *_, n in outside) + con.execute(f"select count(*) from {FRAME_TABLE}").fetchone()[0]:
+        return parts
+    for column, table in zip(unique, copies_tables, strict=True):
+        expr = by_column[column]
+        con.execute(f"create or replace temp table {table} as select {expr} as copied, count(*) as copies "
+                    f'from {main.relation} where {expr} in (select "{column}" from {FRAME_TABLE}) '
+                    "group by 1 having count(*) > 1")
+    con.execute(f"insert into {REMEMBERED_ROWS} select row_hash {memory} and passed and scope_hash in "
+                f"(select scope_hash from {TOUCHED_SCOPES})", params)
+    parts.partial, parts.outside_rows = True, sum(n for *_, n in outside)
+    parts.outside_days = Counter({day: records for day, records, _ in outside})
+    return parts
+
+
+def _scoped_state(con, suite: Suite, parts: _Parts, failing_rows: pd.DataFrame) -> ScopedState:
+    """The memory of the rows read now (spilled to Parquet: a whole frame is millions of rows)."""
+    keys = pd.DataFrame({"record_key": failing_rows[RECORD_KEY].dropna().astype(str).unique()})
+    handle, path = tempfile.mkstemp(prefix="scoped-rows-", suffix=".parquet", dir=_spill_dir())
+    os.close(handle)
+    con.register("failing_keys", keys)
+    try:
+        con.execute(f"copy (select md5_number_lower(cast({RECORD_KEY} as varchar)) as key_hash, "
+                    f'hash("{suite.scope.column}") as scope_hash, record_day, {ROW_HASH} as row_hash, '
+                    f"{RECORD_KEY} is not null and cast({RECORD_KEY} as varchar) not in "
+                    f"(select record_key from failing_keys) as passed from {FRAME_TABLE}) to '{path}' (format parquet)")
+        touched = con.sql(f"select scope_hash from {TOUCHED_SCOPES}").to_arrow_table() if parts.partial else None
+    finally:
+        con.unregister("failing_keys")
+    return ScopedState(parts.fingerprint, path, touched, parts.loads)
+
+
+@functools.cache
+def _spill_directory() -> tempfile.TemporaryDirectory:
+    """For this process's spilled memories; removed when the process ends."""
+    return tempfile.TemporaryDirectory(prefix="citizen-voice-suites-")
+
+
+def _spill_dir() -> str:
+    return _spill_directory().name
 
 
 # DuckDB keeps memory it freed for reuse (about 500 MB after a 1M-row suite, released only when the
@@ -474,11 +630,19 @@ def run_suites(con, suites: list[Suite], remember: bool = False) -> list[SuiteRe
 def remember_passes(con, results: list[SuiteResult]) -> int:
     """Per suite, add the hashes of the rows newly passing and drop those no longer passing (and every
     hash remembered under other rules); a suite that could not run keeps nothing, so its next run
-    validates everything. Returns the number of hashes added."""
+    validates everything. A scoped suite's memory is replaced part by part (_remember_parts).
+    Returns the number of hashes added."""
     con.execute("create schema if not exists ops")
     con.execute(f"create table if not exists {REMEMBERED_TABLE} (suite varchar, fingerprint varchar, row_hash ubigint)")
+    con.execute(f"create table if not exists {SCOPED_ROWS} (suite varchar, fingerprint varchar, key_hash ubigint, "
+                "scope_hash ubigint, record_day date, row_hash ubigint, passed boolean)")
+    con.execute(f"create table if not exists {SCOPED_LOADS} (suite varchar, fingerprint varchar, relation varchar, "
+                "load_id varchar)")
     added = 0
     for result in results:
+        if result.suite.scope is not None:
+            added += _remember_parts(con, result)
+            continue
         if result.passed_hashes is None or result.errors:
             con.execute(f"delete from {REMEMBERED_TABLE} where suite = ?", [result.suite.name])
             continue
@@ -497,3 +661,36 @@ def remember_passes(con, results: list[SuiteResult]) -> int:
             con.unregister("forgotten_rows")
         added += result.passed_hashes.num_rows
     return added
+
+
+def _remember_parts(con, result: SuiteResult) -> int:
+    """A scoped suite's memory: the rows of the parts read now replace those remembered for them (every
+    part, after a whole-frame run), and the loads seen are the inputs' loads now. Returns the rows passing."""
+    name, state = result.suite.name, result.scoped_state
+    con.execute(f"delete from {REMEMBERED_TABLE} where suite = ?", [name])  # remembered in the scoped tables only
+    try:
+        if state is None or result.errors:
+            for table in (SCOPED_ROWS, SCOPED_LOADS):
+                con.execute(f"delete from {table} where suite = ?", [name])
+            return 0
+        for table in (SCOPED_ROWS, SCOPED_LOADS):
+            con.execute(f"delete from {table} where suite = ? and fingerprint <> ?", [name, state.fingerprint])
+        if state.touched is None:
+            con.execute(f"delete from {SCOPED_ROWS} where suite = ?", [name])
+        else:
+            con.register("touched_parts", state.touched)
+            try:
+                con.execute(f"delete from {SCOPED_ROWS} where suite = ? and scope_hash in "
+                            "(select scope_hash from touched_parts)", [name])
+            finally:
+                con.unregister("touched_parts")
+        con.execute(f"insert into {SCOPED_ROWS} select ?, ?, key_hash, scope_hash, record_day, row_hash, passed "
+                    "from read_parquet(?)", [name, state.fingerprint, state.rows_file])
+        con.execute(f"delete from {SCOPED_LOADS} where suite = ?", [name])
+        con.executemany(f"insert into {SCOPED_LOADS} values (?, ?, ?, ?)",
+                        [[name, state.fingerprint, relation, load] for relation, load in state.loads])
+        return con.execute("select count(*) filter (where passed) from read_parquet(?)", [state.rows_file]).fetchone()[0]
+    finally:
+        if state is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(state.rows_file)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import duckdb
 import pandas as pd
+from support.suite_outcomes import assert_same_outcome, outcome
 
 from expectations import marts, raw
 from expectations.core import Check, Suite, ValueSets, has_columns, in_set, not_before, not_null, unique
@@ -96,11 +97,6 @@ def test_a_frame_that_cannot_be_read_is_a_suite_error():
     assert result.error and result.errors
 
 
-def _outcome(result):
-    return {r.check.name: (r.success, r.element_count, r.unexpected_count, r.error,
-                           sorted((f["record_key"], str(f["value"])) for f in r.failing)) for r in result.results}
-
-
 def test_a_frame_validated_in_chunks_gives_the_whole_frame_result(quality_run):
     """Memory stays bounded: long frames are validated chunk by chunk, with the same outcome."""
     _, work, _ = quality_run
@@ -109,7 +105,7 @@ def test_a_frame_validated_in_chunks_gives_the_whole_frame_result(quality_run):
             whole, chunked = run_suite(con, suite), run_suite(con, suite, chunk_rows=2048)
             assert whole.error is None and chunked.error is None, suite.name
             assert chunked.rows == whole.rows > 0, suite.name
-            assert _outcome(chunked) == _outcome(whole), suite.name
+            assert outcome(chunked) == outcome(whole), suite.name
             assert chunked.day_counts == whole.day_counts, suite.name
             assert sorted(chunked.failing_rows["record_key"]) == sorted(whole.failing_rows["record_key"]), suite.name
 
@@ -132,14 +128,6 @@ def test_a_key_repeated_in_different_chunks_is_not_unique():
         {"record_key": "r0", "value": "k0"}, {"record_key": f"r{rows - 1}", "value": "k0"}]
 
 
-def _same_outcome(remembered, full, name):
-    assert remembered.error is None and full.error is None, name
-    assert remembered.rows == full.rows > 0, name
-    assert _outcome(remembered) == _outcome(full), name
-    assert remembered.day_counts == full.day_counts, name
-    assert sorted(remembered.failing_rows["record_key"]) == sorted(full.failing_rows["record_key"]), name
-
-
 def test_remembered_passes_give_the_full_result_and_skip_unchanged_rows(quality_run, tmp_path):
     """The daily run validates only new, changed and failing rows; the outcome is the full one, also
     after a change that only a cross-table rule sees."""
@@ -152,7 +140,7 @@ def test_remembered_passes_give_the_full_result_and_skip_unchanged_rows(quality_
         remember_passes(con, [run_suite(con, suite, remember=True) for suite in suites])  # as the pipeline leaves it
         for suite in suites:
             again = run_suite(con, suite, remember=True)
-            _same_outcome(again, run_suite(con, suite), suite.name)
+            assert_same_outcome(again, run_suite(con, suite), suite.name)
             failing = again.failing_rows["record_key"].nunique()
             assert again.remembered >= again.rows - failing - 5, suite.name  # only failing records re-checked
         closed = con.execute("select order_no from marts.fct_work_orders where is_closed order by order_no "
@@ -162,7 +150,7 @@ def test_remembered_passes_give_the_full_result_and_skip_unchanged_rows(quality_
                     [closed[1][0]])
         facts = marts.suite_for(("marts", "fct_work_orders"), values)
         changed, full = run_suite(con, facts, remember=True), run_suite(con, facts)
-        _same_outcome(changed, full, facts.name)
+        assert_same_outcome(changed, full, facts.name)
         # the remembered passes are updated, not rewritten: what they hold after the change is what
         # remembering from scratch would hold
         remember_passes(con, [changed])
@@ -191,7 +179,7 @@ def test_a_copy_added_beside_a_remembered_row_fails_both_and_its_removal_clears_
         con.execute("insert into t values ('r50', 'k7')")  # r7 is remembered, unchanged: it fails all the same
         repeated, failing = remembered_run()
         assert failing == ["r50", "r7"] and repeated.remembered == 49
-        assert _outcome(repeated) == _outcome(run_suite(con, suite))
+        assert outcome(repeated) == outcome(run_suite(con, suite))
         con.execute("delete from t where record_key = 'r50'")
         cleared, failing = remembered_run()
         assert failing == [] and cleared.remembered == 49 and cleared.results[0].element_count == 50
