@@ -64,7 +64,7 @@ def in_scope(column: str) -> str:
 class ScopeInput:
     relation: str  # a table or view the frame reads
     scope: str  # its expression of the scope value (e.g. order_no)
-    load: str  # its expression of the load that last wrote the row
+    load: str | None  # its expression of the load that last wrote the row (None: only other inputs say)
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,11 @@ class Scope:
 
     Every frame row's content depends only on rows of `main` and `others` with the same scope value,
     and those rows change only in a load, so a part is touched when a new load wrote one of its input
-    rows, or when a record of it moved there from another part. `main` has exactly one row per frame
-    row; `frame_sql` is the frame with each input filtered by in_scope (each input is filtered before
-    its joins and aggregates: a filter on the whole frame is not pushed down by DuckDB)."""
+    rows, or when a record of it moved there from another part. A load may also be a build that lists
+    the parts it rewrote (intermediate.int_touched_log, for the facts): an input that keeps only its
+    latest loads must still hold one the memory saw, else every part is read. `main` has exactly one
+    row per frame row; `frame_sql` is the frame with each input filtered by in_scope (each input is
+    filtered before its joins and aggregates: a filter on the whole frame is not pushed down by DuckDB)."""
     column: str  # the frame's scope column
     frame_sql: str
     main: ScopeInput

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from expectations.core import (
     Check,
+    Scope,
+    ScopeInput,
     Suite,
     ValueSets,
     between,
     has_columns,
+    in_scope,
     in_set,
     no_personal_numbers,
     not_before,
     not_null,
     unique,
 )
-from expectations.raw import ACCEPTED_AT, EARLIEST_PLAUSIBLE, STATUSES, latest_plausible
+from expectations.raw import ACCEPTED_AT, EARLIEST_PLAUSIBLE, STATUSES, latest_plausible, part_filter
 
 TEXT_TYPES = ("VARCHAR", "TEXT")
 DIMENSION_KEYS = {"dim_category": "category_code", "dim_channel": "channel_code", "dim_community": "community_code",
@@ -32,15 +35,37 @@ def _privacy_checks(prefix: str, columns: list[tuple[str, str]]) -> tuple[Check,
                  for name, kind in columns if kind.upper() in TEXT_TYPES and name != "record_key")
 
 
-def fct_work_orders(v: ValueSets) -> Suite:
-    n = "marts.fct_work_orders"
-    sql = """
-        with closes as (select distinct order_no from marts.fct_work_order_events where event_type = 'close')
+# the orders each build may rewrite in the facts (intermediate.int_touched_log): the facts change nowhere else
+REWRITTEN_ORDERS = ScopeInput("intermediate.int_touched_log", "order_no", "build_id")
+
+
+def _orders_frame(in_part=None) -> str:
+    return f"""
+        with closes as (select distinct order_no from marts.fct_work_order_events
+                        where event_type = 'close'{part_filter(in_part, 'order_no', 'and')})
         select orders.order_no as record_key, orders.*,
                not orders.is_closed or closes.order_no is not null as close_event_known
         from marts.fct_work_orders as orders
-        left join closes on closes.order_no = orders.order_no"""
-    return Suite(n, ("marts", "fct_work_orders"), sql, checks=(
+        left join closes on closes.order_no = orders.order_no{part_filter(in_part, 'orders.order_no')}"""
+
+
+def _events_frame(in_part=None) -> str:
+    events = f"marts.fct_work_order_events{part_filter(in_part, 'order_no')}"
+    return f"""
+        with orders as (select order_no from marts.fct_work_orders{part_filter(in_part, 'order_no')}),
+        accepts as ({ACCEPTED_AT.format(events=events)})
+        select events.event_id as record_key, events.*, accepts.accepted_at,
+               orders.order_no is not null as order_known
+        from marts.fct_work_order_events as events
+        left join orders on orders.order_no = events.order_no
+        left join accepts on accepts.order_no is not distinct from events.order_no{part_filter(in_part, 'events.order_no')}"""
+
+
+def fct_work_orders(v: ValueSets) -> Suite:
+    n = "marts.fct_work_orders"
+    return Suite(n, ("marts", "fct_work_orders"), _orders_frame(), scope=Scope(
+        "order_no", _orders_frame(in_scope), ScopeInput("marts.fct_work_orders", "order_no", None), key="order_no",
+        unique=(("order_no", "order_no"),), others=(REWRITTEN_ORDERS,)), checks=(
         Check(f"{n}.schema", has_columns(["order_no", "district_code", "category_code", "received_at", "closed_at",
                                           "due_at", "lead_dept_code", "status"]), dimension="schema",
               description="事实表包含约定字段"),
@@ -82,15 +107,9 @@ def fct_work_orders(v: ValueSets) -> Suite:
 
 def fct_work_order_events(v: ValueSets) -> Suite:
     n = "marts.fct_work_order_events"
-    sql = f"""
-        with orders as (select order_no from marts.fct_work_orders),
-        accepts as ({ACCEPTED_AT.format(events="marts.fct_work_order_events")})
-        select events.event_id as record_key, events.*, accepts.accepted_at,
-               orders.order_no is not null as order_known
-        from marts.fct_work_order_events as events
-        left join orders on orders.order_no = events.order_no
-        left join accepts on accepts.order_no is not distinct from events.order_no"""
-    return Suite(n, ("marts", "fct_work_order_events"), sql, checks=(
+    return Suite(n, ("marts", "fct_work_order_events"), _events_frame(), scope=Scope(
+        "order_no", _events_frame(in_scope), ScopeInput("marts.fct_work_order_events", "order_no", None),
+        key="event_id", unique=(("event_id", "event_id"),), others=(REWRITTEN_ORDERS,)), checks=(
         Check(f"{n}.schema", has_columns(["event_id", "order_no", "event_type", "occurred_at", "recorded_at"]),
               dimension="schema", description="事件表包含约定字段"),
         Check(f"{n}.event_id_unique", unique("event_id"), dimension="consistency", description="事件编号唯一"),

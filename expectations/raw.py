@@ -73,9 +73,9 @@ ACCEPTED_AT = """select order_no, min(occurred_at) filter (where event_type = 'a
                  from {events} group by order_no"""
 
 
-def _where(in_part, column: str) -> str:
-    """The filter of a scoped frame's input (nothing for the whole frame)."""
-    return f" where {in_part(column)}" if in_part else ""
+def part_filter(in_part, column: str, keyword: str = "where") -> str:
+    """The filter of a scoped frame's input on its scope column (nothing for the whole frame)."""
+    return f" {keyword} {in_part(column)}" if in_part else ""
 
 
 def _hotline_orders_frame(in_part=None) -> str:
@@ -84,13 +84,13 @@ def _hotline_orders_frame(in_part=None) -> str:
                coalesce(cast(updated_at as date), {_load_day('load_id')}) as record_day,
                cast(load_id as varchar) as load_id, channel_code, demand_type_code, urgency, category_code,
                district_code, street_code, status, received_at, updated_at, content
-        from staging.stg_hotline__orders{_where(in_part, 'order_no')}"""
+        from staging.stg_hotline__orders{part_filter(in_part, 'order_no')}"""
 
 
 def _hotline_events_frame(in_part=None) -> str:
-    events = f"staging.stg_hotline__events{_where(in_part, 'order_no')}"
+    events = f"staging.stg_hotline__events{part_filter(in_part, 'order_no')}"
     return f"""
-        with orders as (select distinct order_no from raw_hotline.orders{_where(in_part, 'order_no')}),
+        with orders as (select distinct order_no from raw_hotline.orders{part_filter(in_part, 'order_no')}),
         accepts as ({ACCEPTED_AT.format(events=events)})
         select events.source_record as record_key, events.order_no,
                coalesce(cast(events.recorded_at as date), {_load_day('events.load_id')}) as record_day,
@@ -99,7 +99,7 @@ def _hotline_events_frame(in_part=None) -> str:
                orders.order_no is not null as order_known
         from staging.stg_hotline__events as events
         left join orders on orders.order_no = events.order_no
-        left join accepts on accepts.order_no is not distinct from events.order_no{_where(in_part, 'events.order_no')}"""
+        left join accepts on accepts.order_no is not distinct from events.order_no{part_filter(in_part, 'events.order_no')}"""
 
 
 def hotline_orders(v: ValueSets) -> Suite:

@@ -466,7 +466,7 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
     except Exception as error:  # noqa: BLE001 - a missing table/column is the suite's schema failure
         return SuiteResult(suite, 0, [], time.perf_counter() - started, error=f"frame could not be read: {error}")
     finally:
-        for table in (FRAME_TABLE, NEW_ROWS_TABLE, NEW_HASHES_TABLE, CHANGED_TABLE, TOUCHED_SCOPES,
+        for table in (FRAME_TABLE, NEW_ROWS_TABLE, NEW_HASHES_TABLE, CHANGED_TABLE, OTHERS_TOUCHED, TOUCHED_SCOPES,
                       REMEMBERED_ROWS, *copies_tables):
             con.execute(f"drop table if exists {table}")
     for result in results:  # the rows not checked again passed every check before, unchanged
@@ -479,6 +479,8 @@ def run_suite(con, suite: Suite, context=None, chunk_rows: int = CHUNK_ROWS, rem
 SCOPED_ROWS = "ops.scoped_rows"  # a scoped suite's memory: every frame row's key, part, day, hash and verdict
 SCOPED_LOADS = "ops.scoped_loads"  # the loads its inputs held when it last ran
 CHANGED_TABLE = "suite_changed_rows"  # the main input's rows from loads the memory has not seen
+OTHERS_TOUCHED = "suite_touched_by_others"  # the parts the other inputs' new loads touched
+MEMORY_MARK = ""  # a scoped suite's memory exists: its loads hold this relation (with no load)
 
 
 @dataclass
@@ -491,24 +493,34 @@ class _Parts:
 
 
 @functools.cache
-def _staging_code() -> str:
-    """The staging layer's code (dbt models and macros): what turns raw rows into the rows frames read."""
+def _dbt_code() -> str:
+    """The dbt project's models and macros: what turns raw rows into the rows the frames read."""
     project = settings.dbt_project_dir()
-    files = sorted(p for folder in ("models/staging", "macros") for p in (project / folder).rglob("*") if p.is_file())
+    files = sorted(p for folder in ("models", "macros") for p in (project / folder).rglob("*") if p.is_file())
     return hashlib.sha256(b"".join(p.relative_to(project).as_posix().encode() + p.read_bytes() for p in files)
                           ).hexdigest()
 
 
 def scoped_fingerprint(con, suite: Suite) -> str:
     """What a scoped suite's memory depends on besides the loads: the rules (fingerprint), the scope, the
-    reference seeds the staging views join and the staging code; a change revalidates every part once."""
+    reference seeds the models join and the dbt code; a change revalidates every part once."""
     tables = [t for (t,) in con.execute("select table_name from information_schema.tables "
                                         "where table_schema = 'reference' order by 1").fetchall()]
     seeds = con.execute(" union all ".join(
         f"select '{t}', md5(coalesce(string_agg(cast(r as varchar), '|' order by cast(r as varchar)), '')) "
         f"from reference.{t} as r" for t in tables)).fetchall() if tables else []
-    text = json.dumps([fingerprint(suite), repr(suite.scope), sorted(seeds), _staging_code()], default=str)
+    text = json.dumps([fingerprint(suite), repr(suite.scope), sorted(seeds), _dbt_code()], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _execute(con, sql: str, params: dict) -> None:
+    """`sql` with those of `params` it names (DuckDB refuses a parameter a statement does not use)."""
+    con.execute(sql, {name: value for name, value in params.items() if f"${name}" in sql} or None)
+
+
+def _exists(con, relation: str) -> bool:
+    schema, _, table = relation.rpartition(".")
+    return has_table(con, schema or "main", table)
 
 
 def _read_scoped(con, suite: Suite, unique: list[str], copies_tables: list[str]) -> _Parts:
@@ -520,13 +532,26 @@ def _read_scoped(con, suite: Suite, unique: list[str], copies_tables: list[str])
     by_column = dict(scope.unique)
     if missing := [c for c in unique if c not in by_column]:
         raise ValueError(f"{suite.name}: the scope does not say how to count copies of {missing}")
+    # an input not built yet (the facts' change log before the first build that writes it) has no loads
     parts = _Parts(scoped_fingerprint(con, suite), sorted(
-        {(i.relation, load) for i in (scope.main, *scope.others) for (load,) in con.execute(
-            f"select distinct cast({i.load} as varchar) from {i.relation} where {i.load} is not null").fetchall()}))
+        {(MEMORY_MARK, MEMORY_MARK)} | {(i.relation, load) for i in (scope.main, *scope.others)
+                                        if i.load and _exists(con, i.relation)
+                                        for (load,) in con.execute(f"select distinct cast({i.load} as varchar) "
+                                                                   f"from {i.relation} where {i.load} is not null")
+                                        .fetchall()}))
     params = {"suite": suite.name, "fp": parts.fingerprint}
     con.execute(f"create or replace temp table {REMEMBERED_ROWS} as select null::ubigint as row_hash where false")
-    if not has_table(con, *SCOPED_LOADS.split(".")) or not con.execute(
-            f"select count(*) from {SCOPED_LOADS} where suite = $suite and fingerprint = $fp", params).fetchone()[0]:
+    if not has_table(con, *SCOPED_LOADS.split(".")):
+        return parts
+    seen: dict[str, set[str]] = {}
+    for relation, load in con.execute(f"select relation, load_id from {SCOPED_LOADS} where suite = $suite "
+                                      "and fingerprint = $fp", params).fetchall():
+        seen.setdefault(relation, set()).add(load)
+    present = {relation: {load for r, load in parts.loads if r == relation} for relation in seen}
+    # no memory; or an input kept none of the loads the memory saw (a log that keeps only its latest
+    # loads was pruned past them, or rebuilt): the loads in between cannot be known
+    if MEMORY_MARK not in seen or any(loads and not loads & present[relation]
+                                      for relation, loads in seen.items() if relation != MEMORY_MARK):
         return parts
     memory = f"from {SCOPED_ROWS} where suite = $suite and fingerprint = $fp"
 
@@ -535,22 +560,29 @@ def _read_scoped(con, suite: Suite, unique: list[str], copies_tables: list[str])
                 f"{SCOPED_LOADS} where suite = $suite and fingerprint = $fp and relation = '{source.relation}')")
 
     main = scope.main
-    con.execute(f"create or replace temp table {CHANGED_TABLE} as select hash({main.scope}) as scope_hash, "
-                f"md5_number_lower(cast({scope.key} as varchar)) as key_hash"
-                + "".join(f", {expr} as unique_{n}" for n, (_, expr) in enumerate(scope.unique))
-                + f" from {main.relation} where {written_anew(main)}", params)
-    touched = [f"select scope_hash from {CHANGED_TABLE}",
+    by_others = " union all ".join(f"select hash({other.scope}) from {other.relation} where {written_anew(other)}"
+                                   for other in scope.others if _exists(con, other.relation))
+    by_others = by_others or "select null::ubigint where false"
+    _execute(con, f"create or replace temp table {OTHERS_TOUCHED} as select distinct scope_hash from ({by_others}) "
+                  "as touched(scope_hash)", params)
+    # the main input's changed rows: written by a new load, or in a part another input touched
+    changed = " or ".join([written_anew(main)] * bool(main.load) + [
+        f"hash({main.scope}) in (select scope_hash from {OTHERS_TOUCHED})"] * bool(scope.others)) or "false"
+    _execute(con, f"create or replace temp table {CHANGED_TABLE} as select hash({main.scope}) as scope_hash, "
+                  f"md5_number_lower(cast({scope.key} as varchar)) as key_hash"
+                  + "".join(f", {expr} as unique_{n}" for n, (_, expr) in enumerate(scope.unique))
+                  + f" from {main.relation} where {changed}", params)
+    touched = [f"select scope_hash from {OTHERS_TOUCHED}", f"select scope_hash from {CHANGED_TABLE}",
                # the part a changed record was in, and every part with a failing row (validated again)
                f"select scope_hash {memory} and (not passed or key_hash in (select key_hash from {CHANGED_TABLE}))",
-               *(f"select hash({other.scope}) from {other.relation} where {written_anew(other)}"
-                 for other in scope.others),
                # a new copy of a unique value fails the rows it copies, wherever they are
                *(f"select hash({main.scope}) from {main.relation} where {expr} in (select unique_{n} from {CHANGED_TABLE})"
                  for n, (_, expr) in enumerate(scope.unique))]
     con.execute(f"create or replace temp table {TOUCHED_SCOPES} as select distinct scope_hash from "
                 f"({' union all '.join(touched)}) as touched(scope_hash)", params)
+    columns = columns_of(con, scope.frame_sql)
     con.execute(f"create or replace temp table {FRAME_TABLE} as select *, "
-                f"{row_digest_sql(columns_of(con, scope.frame_sql))} as {ROW_HASH} from ({scope.frame_sql})")
+                f"{row_digest_sql(columns)} as {ROW_HASH} from ({scope.frame_sql})")
     outside = con.execute(f"select record_day, count(distinct key_hash), count(*) {memory} and scope_hash not in "
                           f"(select scope_hash from {TOUCHED_SCOPES}) group by all", params).fetchall()
     main_rows = con.execute(f"select count(*) from {main.relation}").fetchone()[0]
@@ -564,7 +596,8 @@ def _read_scoped(con, suite: Suite, unique: list[str], copies_tables: list[str])
     con.execute(f"insert into {REMEMBERED_ROWS} select row_hash {memory} and passed and scope_hash in "
                 f"(select scope_hash from {TOUCHED_SCOPES})", params)
     parts.partial, parts.outside_rows = True, sum(n for *_, n in outside)
-    parts.outside_days = Counter({day: records for day, records, _ in outside})
+    if any(name == "record_day" for name, _ in columns):
+        parts.outside_days = Counter({day: records for day, records, _ in outside})
     return parts
 
 
@@ -575,8 +608,9 @@ def _scoped_state(con, suite: Suite, parts: _Parts, failing_rows: pd.DataFrame) 
     os.close(handle)
     con.register("failing_keys", keys)
     try:
+        day = "record_day" if "record_day" in failing_rows.columns else "null::date"
         con.execute(f"copy (select md5_number_lower(cast({RECORD_KEY} as varchar)) as key_hash, "
-                    f'hash("{suite.scope.column}") as scope_hash, record_day, {ROW_HASH} as row_hash, '
+                    f'hash("{suite.scope.column}") as scope_hash, {day} as record_day, {ROW_HASH} as row_hash, '
                     f"{RECORD_KEY} is not null and cast({RECORD_KEY} as varchar) not in "
                     f"(select record_key from failing_keys) as passed from {FRAME_TABLE}) to '{path}' (format parquet)")
         touched = con.sql(f"select scope_hash from {TOUCHED_SCOPES}").to_arrow_table() if parts.partial else None

@@ -123,3 +123,36 @@ def test_a_change_of_the_reference_seeds_rebuilds_the_memory(con):
     assert result.remembered == 0
     kept = con.execute(f"select count(distinct fingerprint), count(*) from {SCOPED_ROWS}").fetchone()
     assert kept == (1, 300)  # the rows remembered under the old fingerprint are gone
+
+
+FACTS = Suite("test.facts", ("test", "facts"), "select order_no as record_key, order_no, status from facts",
+              checks=(Check("test.facts.status_known", in_set("status", ["open", "closed"]), column="status"),),
+              scope=Scope("order_no", f"select order_no as record_key, order_no, status from facts "
+                                      f"where {in_scope('order_no')}", ScopeInput("facts", "order_no", None),
+                          key="order_no", others=(ScopeInput("build_log", "order_no", "build_id"),)))
+
+
+def _facts_daily(con):
+    result = run_suite(con, FACTS, remember=True)
+    remember_passes(con, [result])
+    assert_same_outcome(result, run_suite(con, FACTS), FACTS.name)
+    return result
+
+
+def test_facts_are_read_by_the_builds_change_log_and_a_log_pruned_past_the_memory_reads_everything():
+    """Facts carry no load: the builds that rewrite them list the orders they rewrite (int_touched_log)."""
+    with duckdb.connect() as con:
+        con.execute("create table facts as select 'o' || i as order_no, 'open' as status from range(100) as r(i)")
+        con.execute("create table build_log as select 'b1' as build_id, order_no from facts")
+        assert _facts_daily(con).remembered == 0
+        con.execute("update facts set status = 'lost' where order_no = 'o3'")  # build b2 rewrote o3 and o4
+        con.execute("insert into build_log values ('b2', 'o3'), ('b2', 'o4')")
+        rewritten = _facts_daily(con)
+        assert rewritten.remembered == 99 and rewritten.failed()[0].failing == [{"record_key": "o3", "value": "lost"}]
+        # builds b3 (o5 lost) and b4 (o6 rewritten as it was), then the log keeps b4 only
+        con.execute("update facts set status = 'lost' where order_no = 'o5'")
+        con.execute("delete from build_log")
+        con.execute("insert into build_log values ('b4', 'o6')")
+        pruned = _facts_daily(con)  # no build the memory saw is left: b3 may be gone, everything is read
+        assert pruned.remembered == 0 and {f["record_key"] for f in pruned.failed()[0].failing} == {"o3", "o5"}
+        assert _facts_daily(con).remembered == 98

@@ -13,6 +13,8 @@ from expectations import marts, raw
 from expectations.core import Check, Suite, ValueSets, has_columns, in_set, not_before, not_null, unique
 from expectations.runner import (
     REMEMBERED_TABLE,
+    SCOPED_LOADS,
+    SCOPED_ROWS,
     _for_chunks,
     _validate,
     fingerprint,
@@ -148,16 +150,31 @@ def test_remembered_passes_give_the_full_result_and_skip_unchanged_rows(quality_
         con.execute("update marts.fct_work_orders set district_code = 'NOWHERE' where order_no = ?", [closed[0][0]])
         con.execute("delete from marts.fct_work_order_events where order_no = ? and event_type = 'close'",
                     [closed[1][0]])
+        # as a build lists the orders whose facts it rewrites (the facts' suites read those)
+        con.execute("insert into intermediate.int_touched_log select 'by-hand', now(), unnest(?)",
+                    [[closed[0][0], closed[1][0]]])
         facts = marts.suite_for(("marts", "fct_work_orders"), values)
         changed, full = run_suite(con, facts, remember=True), run_suite(con, facts)
         assert_same_outcome(changed, full, facts.name)
-        # the remembered passes are updated, not rewritten: what they hold after the change is what
-        # remembering from scratch would hold
+        # the memory is updated, not rewritten: what it holds after the change is what remembering from
+        # scratch would hold
         remember_passes(con, [changed])
-        updated = _remembered_hashes(con, facts)
-        con.execute(f"delete from {REMEMBERED_TABLE} where suite = ?", [facts.name])
+        updated = _scoped_memory(con, facts)
+        con.execute(f"delete from {SCOPED_LOADS} where suite = ?", [facts.name])
         remember_passes(con, [run_suite(con, facts, remember=True)])
-        assert updated == _remembered_hashes(con, facts) and len(updated) >= changed.rows - 10
+        assert updated == _scoped_memory(con, facts) and len(updated) == changed.rows
+        # a suite that is not scoped: its remembered passes are updated the same way
+        con.execute("update raw_survey.visits set satisfaction = '9' where visit_id = (select min(visit_id) "
+                    "from raw_survey.visits)")
+        visits = next(suite for suite in suites if suite.name == "raw_survey.visits")
+        assert visits.scope is None
+        revisited = run_suite(con, visits, remember=True)
+        assert_same_outcome(revisited, run_suite(con, visits), visits.name)
+        remember_passes(con, [revisited])
+        updated = _remembered_hashes(con, visits)
+        con.execute(f"delete from {REMEMBERED_TABLE} where suite = ?", [visits.name])
+        remember_passes(con, [run_suite(con, visits, remember=True)])
+        assert updated == _remembered_hashes(con, visits) and len(updated) >= revisited.rows - 10
     assert changed.rows - changed.remembered <= changed.failing_rows["record_key"].nunique() + 5
     failed = {r.check.name.rsplit(".", 1)[1]: {f["record_key"] for f in r.failing} for r in changed.failed()}
     assert closed[0][0] in failed["district_known"] and closed[1][0] in failed["closed_order_has_close_event"]
@@ -198,6 +215,13 @@ def test_rules_that_change_forget_the_remembered_passes():
         stricter = replace(suite, checks=(Check("test.rules.code_known", in_set("code", [0, 1]), column="code"),))
         result = run_suite(con, stricter, remember=True)
     assert result.remembered == 0 and result.results[0].unexpected_count == 33
+
+
+def _scoped_memory(con, suite):
+    rows = con.execute(f"select fingerprint, key_hash, scope_hash, record_day, row_hash, passed from {SCOPED_ROWS} "
+                       "where suite = ?", [suite.name]).fetchall()
+    assert len({fingerprint for fingerprint, *_ in rows}) == 1
+    return sorted(tuple(row[1:]) for row in rows)
 
 
 def _remembered_hashes(con, suite):

@@ -1,6 +1,7 @@
 {{ config(materialized='incremental', unique_key='event_id', incremental_strategy='replace_touched_orders',
           on_schema_change='fail') }}
 -- depends_on: {{ ref('int_touched_orders') }}
+-- depends_on: {{ ref('int_touched_log') }}
 -- 工单流转事件: the lifecycle event log of the valid work orders. Grain: one row per event_id.
 -- Incremental: a run replaces every event of the orders touched since the previous build
 -- (int_touched_orders); a full refresh gives the same table.

@@ -1,6 +1,7 @@
 {{ config(materialized='incremental', unique_key='order_no', incremental_strategy='replace_touched_orders',
           on_schema_change='fail') }}
 -- depends_on: {{ ref('int_touched_orders') }}
+-- depends_on: {{ ref('int_touched_log') }}
 -- 工单事实表: one row per valid work order, with its timeliness against the SLA as of the newest
 -- data loaded. Incremental: a run rebuilds the orders touched since the previous build
 -- (int_touched_orders: new loads, changed quarantine verdicts; a touched order that is no longer

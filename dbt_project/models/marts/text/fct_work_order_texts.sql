@@ -1,6 +1,7 @@
 {{ config(materialized='incremental', unique_key='order_no', incremental_strategy='replace_touched_orders',
           on_schema_change='fail') }}
 -- depends_on: {{ ref('int_touched_orders') }}
+-- depends_on: {{ ref('int_touched_log') }}
 -- 工单文本: the free text of every work order in the facts, for text analytics (segmentation,
 -- keywords, classification, hot topics, repeat demands). Grain: order_no, one row per row of
 -- fct_work_orders. Incremental: a run replaces the rows of the orders touched since the previous
