@@ -20,15 +20,17 @@ repeated key, and counts the others as passing. The result is the same as valida
 (tested). The table is updated, not rewritten: a day adds the hashes of its new passing rows and drops
 those of rows gone or failing.
 
-A scoped suite (Suite.scope: the hotline's orders and events, by order) does not even read the parts of
-its frame that no new load touched. Its memory (ops.scoped_rows: per frame row the key, part, day, hash
-and verdict; ops.scoped_loads: the loads its inputs held) tells which parts a day's loads touched: the
-parts of rows from loads not seen before, the parts those records were in before, the parts sharing a
-unique value with them, and every part with a failing row. Only those are read and validated (their
-rows remembered as passing are skipped as above); the others are counted from the memory. The memory
-is rebuilt from the whole frame when there is none, when the rules, the scope, the reference seeds or
-the staging code changed, and when it and the main input disagree on the number of rows (a row gone
-outside any load). The result is the whole frame's (tested).
+A scoped suite (Suite.scope: the hotline's orders and events, raw and in the facts, by order) does not
+even read the parts of its frame that nothing new touched. Its memory (ops.scoped_rows: per frame row the
+key, part, day, hash and verdict; ops.scoped_loads: the loads its inputs held) tells which parts changed:
+the parts of rows from loads not seen before (for the facts: the orders the builds not seen before list
+in intermediate.int_touched_log), the parts those records were in before, the parts sharing a unique
+value with them, and every part with a failing row. Only those are read and validated (their rows
+remembered as passing are skipped as above); the others are counted from the memory. The memory is
+rebuilt from the whole frame when there is none, when the rules, the scope, the reference seeds or the
+dbt code changed, when an input no longer holds any load the memory saw (the log is pruned), and when
+the memory and the main input disagree on the number of rows (a row gone outside any load). The result
+is the whole frame's (tested).
 """
 
 from __future__ import annotations
