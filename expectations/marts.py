@@ -21,7 +21,7 @@ from expectations.core import (
     not_null,
     unique,
 )
-from expectations.raw import ACCEPTED_AT, EARLIEST_PLAUSIBLE, STATUSES, latest_plausible, part_filter
+from expectations.raw import EARLIEST_PLAUSIBLE, STATUSES, events_frame, latest_plausible, part_filter
 
 TEXT_TYPES = ("VARCHAR", "TEXT")
 DIMENSION_KEYS = {"dim_category": "category_code", "dim_channel": "channel_code", "dim_community": "community_code",
@@ -50,15 +50,8 @@ def _orders_frame(in_part=None) -> str:
 
 
 def _events_frame(in_part=None) -> str:
-    events = f"marts.fct_work_order_events{part_filter(in_part, 'order_no')}"
-    return f"""
-        with orders as (select order_no from marts.fct_work_orders{part_filter(in_part, 'order_no')}),
-        accepts as ({ACCEPTED_AT.format(events=events)})
-        select events.event_id as record_key, events.*, accepts.accepted_at,
-               orders.order_no is not null as order_known
-        from marts.fct_work_order_events as events
-        left join orders on orders.order_no = events.order_no
-        left join accepts on accepts.order_no is not distinct from events.order_no{part_filter(in_part, 'events.order_no')}"""
+    return events_frame("marts.fct_work_order_events", "marts.fct_work_orders",
+                        "events.event_id as record_key, events.*", in_part)
 
 
 def fct_work_orders(v: ValueSets) -> Suite:

@@ -87,19 +87,24 @@ def _hotline_orders_frame(in_part=None) -> str:
         from staging.stg_hotline__orders{part_filter(in_part, 'order_no')}"""
 
 
-def _hotline_events_frame(in_part=None) -> str:
-    events = f"staging.stg_hotline__events{part_filter(in_part, 'order_no')}"
+def events_frame(events: str, orders: str, columns: str, in_part=None) -> str:
+    """The `columns` of an events table, then each event's order's first accept (accepted_at) and whether
+    `orders` knows its order (order_known); with `in_part`, every input filtered to the touched orders."""
     return f"""
-        with orders as (select distinct order_no from raw_hotline.orders{part_filter(in_part, 'order_no')}),
-        accepts as ({ACCEPTED_AT.format(events=events)})
-        select events.source_record as record_key, events.order_no,
-               coalesce(cast(events.recorded_at as date), {_load_day('events.load_id')}) as record_day,
-               cast(events.load_id as varchar) as load_id, events.event_id, events.event_type, events.dept_code,
-               events.role, events.occurred_at, events.recorded_at, accepts.accepted_at,
-               orders.order_no is not null as order_known
-        from staging.stg_hotline__events as events
+        with orders as (select distinct order_no from {orders}{part_filter(in_part, 'order_no')}),
+        accepts as ({ACCEPTED_AT.format(events=events + part_filter(in_part, 'order_no'))})
+        select {columns}, accepts.accepted_at, orders.order_no is not null as order_known
+        from {events} as events
         left join orders on orders.order_no = events.order_no
         left join accepts on accepts.order_no is not distinct from events.order_no{part_filter(in_part, 'events.order_no')}"""
+
+
+def _hotline_events_frame(in_part=None) -> str:
+    return events_frame("staging.stg_hotline__events", "raw_hotline.orders", f"""
+               events.source_record as record_key, events.order_no,
+               coalesce(cast(events.recorded_at as date), {_load_day('events.load_id')}) as record_day,
+               cast(events.load_id as varchar) as load_id, events.event_id, events.event_type, events.dept_code,
+               events.role, events.occurred_at, events.recorded_at""", in_part)
 
 
 def hotline_orders(v: ValueSets) -> Suite:
