@@ -528,8 +528,9 @@ def _exists(con, relation: str) -> bool:
 def _read_scoped(con, suite: Suite, unique: list[str], copies_tables: list[str]) -> _Parts:
     """For a scoped suite with its memory: the touched parts of the frame into FRAME_TABLE, the copies
     of their unique values counted over the whole main input, and their rows remembered as passing into
-    REMEMBERED_ROWS. Without a memory, or when the memory and the main input disagree on the number of
-    rows (a row gone outside any load), an empty REMEMBERED_ROWS: the caller reads the whole frame."""
+    REMEMBERED_ROWS. Without a usable memory (none, an input that no longer holds any load it saw, or a
+    number of rows the main input disagrees with: a row gone outside any load), an empty REMEMBERED_ROWS
+    and parts.partial False: the caller reads the whole frame and the memory is rebuilt from it."""
     scope = suite.scope
     by_column = dict(scope.unique)
     if missing := [c for c in unique if c not in by_column]:
@@ -587,8 +588,9 @@ def _read_scoped(con, suite: Suite, unique: list[str], copies_tables: list[str])
                 f"{row_digest_sql(columns)} as {ROW_HASH} from ({scope.frame_sql})")
     outside = con.execute(f"select record_day, count(distinct key_hash), count(*) {memory} and scope_hash not in "
                           f"(select scope_hash from {TOUCHED_SCOPES}) group by all", params).fetchall()
+    outside_rows = sum(n for *_, n in outside)
     main_rows = con.execute(f"select count(*) from {main.relation}").fetchone()[0]
-    if main_rows != sum(n for *_, n in outside) + con.execute(f"select count(*) from {FRAME_TABLE}").fetchone()[0]:
+    if main_rows != outside_rows + con.execute(f"select count(*) from {FRAME_TABLE}").fetchone()[0]:
         return parts
     for column, table in zip(unique, copies_tables, strict=True):
         expr = by_column[column]
@@ -597,7 +599,7 @@ def _read_scoped(con, suite: Suite, unique: list[str], copies_tables: list[str])
                     "group by 1 having count(*) > 1")
     con.execute(f"insert into {REMEMBERED_ROWS} select row_hash {memory} and passed and scope_hash in "
                 f"(select scope_hash from {TOUCHED_SCOPES})", params)
-    parts.partial, parts.outside_rows = True, sum(n for *_, n in outside)
+    parts.partial, parts.outside_rows = True, outside_rows
     if any(name == "record_day" for name, _ in columns):
         parts.outside_days = Counter({day: records for day, records, _ in outside})
     return parts
