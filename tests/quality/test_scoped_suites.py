@@ -156,3 +156,15 @@ def test_facts_are_read_by_the_builds_change_log_and_a_log_pruned_past_the_memor
         pruned = _facts_daily(con)  # no build the memory saw is left: b3 may be gone, everything is read
         assert pruned.remembered == 0 and {f["record_key"] for f in pruned.failed()[0].failing} == {"o3", "o5"}
         assert _facts_daily(con).remembered == 98
+
+
+def test_a_change_log_not_built_yet_reads_the_whole_frame_and_its_first_builds_are_read_after():
+    """An upgrade meets facts built before their change log existed: nothing fails, everything is read."""
+    with duckdb.connect() as con:
+        con.execute("create table facts as select 'o' || i as order_no, 'open' as status from range(20) as r(i)")
+        first = _facts_daily(con)
+        assert first.error is None and first.remembered == 0
+        con.execute("update facts set status = 'lost' where order_no = 'o2'")
+        con.execute("create table build_log as select 'b1' as build_id, 'o2' as order_no")
+        logged = _facts_daily(con)
+        assert logged.remembered == 19 and logged.failed()[0].failing == [{"record_key": "o2", "value": "lost"}]
